@@ -1,0 +1,89 @@
+// Every bound Tally enforces, in one place, with the unit last and a one-line why.
+// Configurable limits take these as defaults (src/config); the rest are fixed by the design.
+// Relations between limits are asserted at load, so a bad edit fails at start, not in production.
+
+const minuteMs = 60_000;
+const hourMs = 60 * minuteMs;
+const dayMs = 24 * hourMs;
+
+export const time = { minuteMs, hourMs, dayMs } as const;
+
+export const limits = {
+  // Collector (defaults; configurable)
+  /** A request body larger than this is refused with 413 before parsing. */
+  bodyBytesMax: 1024 * 1024,
+  /** Events in one request: bounds per-request work and the size of the `rejected` array. */
+  requestEventsMax: 1000,
+  /** One event's JSON size: keeps one event from dominating a batch or a log record. */
+  eventBytesMax: 32 * 1024,
+  /** Clock skew tolerated for client timestamps ahead of the server. */
+  futureSkewMs: 5 * minuteMs,
+  /** Late events older than this are rejected: rollups outside the window are closed. */
+  lateWindowMs: 7 * dayMs,
+
+  // Event fields (fixed by the API)
+  eventIdCharsMax: 64,
+  eventTypeCharsMax: 64,
+  identityCharsMax: 128,
+  propertiesKeysMax: 50,
+  propertyKeyCharsMax: 128,
+  propertyStringCharsMax: 1024,
+  urlCharsMax: 2048,
+  titleCharsMax: 512,
+  userAgentCharsMax: 512,
+  localeCharsMax: 35,
+
+  // Processor runtime
+  /** Records handled per poll: bounds memory per batch and the work lost to a crash. */
+  pollRecordsMax: 5000,
+  /** Attempts for a retryable failure before the record goes to the dead-letter topic. */
+  retryAttemptsMax: 8,
+  retryBaseDelayMs: 50,
+  retryDelayMsMax: 10_000,
+
+  // Event log (embedded)
+  /** Appends waiting for one group commit: bounds memory and the latency of the last one in. */
+  appendQueueRecordsMax: 50_000,
+  /** Group-commit window: appends arriving within it share one fsync. */
+  groupCommitWindowMs: 2,
+
+  // Query
+  queryRowsMax: 10_000,
+  queryRowsDefault: 1000,
+  queryDimensionsMax: 3,
+  queryFiltersMax: 20,
+  queryFilterValuesMax: 100,
+  /** time:minute is only offered for short ranges: a minute series longer than this is noise. */
+  minuteRangeMsMax: 48 * hourMs,
+  /** Buckets in one time series response. */
+  queryBucketsMax: 5000,
+  /** Longest date range a query may span (about 5 years). */
+  queryRangeMsMax: 5 * 366 * dayMs,
+  /** Raw events a query may scan before it is refused with query_too_large. */
+  queryScanEventsMax: 2_000_000,
+
+  // Reprocessing
+  reprocessRangeMsMax: 5 * 366 * dayMs,
+  /** Raw events read per reprocessing step: bounds memory and the work lost to a crash. */
+  reprocessStepEventsMax: 20_000,
+
+  // Merchants
+  merchantNameCharsMax: 100,
+  allowedOriginsMax: 50,
+} as const;
+
+export type Limits = typeof limits;
+
+function assertRelations(l: Limits): void {
+  const check = (ok: boolean, what: string): void => {
+    if (!ok) throw new Error(`limits: ${what}`);
+  };
+  check(l.eventBytesMax <= l.bodyBytesMax, 'one event must fit in one body');
+  check(l.queryRowsDefault <= l.queryRowsMax, 'default rows within the maximum');
+  check(l.retryBaseDelayMs < l.retryDelayMsMax, 'retry base delay below its cap');
+  check(l.pollRecordsMax <= l.appendQueueRecordsMax, 'a poll fits in the append queue');
+  check(l.minuteRangeMsMax / minuteMs <= l.queryBucketsMax, 'a full minute series fits the bucket limit');
+  check(l.lateWindowMs < l.reprocessRangeMsMax, 'the late window can be reprocessed');
+}
+
+assertRelations(limits);
