@@ -1,0 +1,76 @@
+// Opens node:sqlite databases the one way every SQLite adapter needs them: WAL, synchronous=FULL
+// (a commit survives power loss), a busy timeout so processes sharing the file wait instead of
+// failing, and foreign keys on. Also the one transaction helper (BEGIN IMMEDIATE … COMMIT).
+
+import { DatabaseSync } from 'node:sqlite';
+
+/** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
+export const busyTimeoutMsDefault = 5000;
+
+export interface OpenDatabaseOptions {
+  readonly readOnly?: boolean;
+  readonly busyTimeoutMs?: number;
+}
+
+export function openDatabase(path: string, options: OpenDatabaseOptions = {}): DatabaseSync {
+  const readOnly = options.readOnly ?? false;
+  const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutMsDefault;
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
+  }
+  const db = new DatabaseSync(path, {
+    readOnly,
+    timeout: busyTimeoutMs,
+    enableForeignKeyConstraints: true,
+  });
+  try {
+    // Set before anything else so even the first statement waits for a busy writer.
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    db.exec('PRAGMA foreign_keys = ON');
+    if (!readOnly) {
+      // journal_mode is persistent in the file; a read-only connection inherits it.
+      const mode = db.prepare('PRAGMA journal_mode = WAL').get();
+      const journalMode = mode === undefined ? undefined : mode['journal_mode'];
+      if (journalMode !== 'wal' && path !== ':memory:') {
+        throw new Error(`sqlite: could not switch ${path} to WAL (journal_mode=${String(journalMode)})`);
+      }
+      // In WAL mode FULL syncs the WAL on every commit: an acknowledged write survives power loss.
+      db.exec('PRAGMA synchronous = FULL');
+    }
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/**
+ * Runs `fn` in one write transaction. BEGIN IMMEDIATE takes the write lock up front, so reads
+ * inside `fn` see the state the writes are based on (no lost update across processes).
+ * `fn` must be synchronous: an await inside would let other code run mid-transaction.
+ */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) {
+    throw new Error('sqlite: transactions do not nest; this is a bug in the caller');
+  }
+  db.exec('BEGIN IMMEDIATE');
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+  if (result instanceof Promise) {
+    db.exec('ROLLBACK');
+    throw new Error('sqlite: transaction callbacks must be synchronous');
+  }
+  try {
+    db.exec('COMMIT');
+  } catch (error) {
+    // A failed COMMIT (disk full, I/O error) can leave the transaction open; never leak it.
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+  return result;
+}

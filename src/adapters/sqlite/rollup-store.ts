@@ -1,0 +1,542 @@
+// SQLite RollupStore: rollup cells, per-partition applied offsets, the generation layout and
+// reprocessing jobs in one database, so `apply` merges a batch's cells and moves its partition's
+// watermark in one transaction (the exactly-once step). Sketches merge in SQL via hll_merge().
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import { Hll, mergeHllBytes } from '../../core/analytics/hll.ts';
+import { TallyError } from '../../core/errors.ts';
+import { time } from '../../core/limits.ts';
+import { RollupConflictError } from '../../core/ports/rollup-store.ts';
+import type {
+  ApplyBatch, BuildingGeneration, Cell, CellRangeRequest, GenerationInfo, Granularity, LayoutOverlay,
+  ReprocessJob, ReprocessState, RollupLayout, RollupStore,
+} from '../../core/ports/rollup-store.ts';
+import { openDatabase, transaction } from './database.ts';
+
+export interface SqliteRollupStoreOptions {
+  /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
+  readonly db: DatabaseSync | string;
+  /** Logic version of generation 1 when the store is new; an existing store keeps its own. */
+  readonly logicVersion: string;
+}
+
+export interface StartReprocessInput {
+  readonly id: string;
+  readonly stream: string;
+  readonly merchantId: string;
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly logicVersion: string;
+  readonly nowMs: number;
+}
+
+export interface ReprocessStepInput {
+  readonly jobId: string;
+  readonly cells: readonly Cell[];
+  readonly doneThroughMs: number;
+  readonly eventsDone: number;
+  readonly eventsTotal: number | null;
+  readonly nowMs: number;
+}
+
+const schemaComponent = 'rollups';
+const schemaVersion = 1;
+
+/**
+ * Cells per upsert statement: a statement call costs more than a row, and 10 parameters × 128
+ * rows stays far below SQLite's 32,766 bound parameters per statement.
+ */
+const upsertRowsMax = 128;
+
+const granularityMs: Readonly<Record<Granularity, number>> = { minute: time.minuteMs, hour: time.hourMs, day: time.dayMs };
+const int64Max = 2n ** 63n - 1n;
+const int64Min = -(2n ** 63n);
+
+// Cells are clustered by exactly the readCells access path: one range scan per request.
+// STRICT makes an int64 revenue overflow (SQLite turns it into REAL) fail instead of rounding.
+const createTablesSql = `
+  CREATE TABLE IF NOT EXISTS rollup_cells (
+    merchant_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    granularity TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    bucket_ms INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    revenue INTEGER NOT NULL,
+    users BLOB NOT NULL,
+    sessions BLOB NOT NULL,
+    PRIMARY KEY (merchant_id, generation, granularity, dimension, bucket_ms, value)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS rollup_offsets (
+    stream TEXT NOT NULL,
+    log_partition INTEGER NOT NULL,
+    applied_offset INTEGER NOT NULL,
+    PRIMARY KEY (stream, log_partition)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS rollup_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL,
+    base_generation INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS rollup_generations (
+    generation INTEGER PRIMARY KEY,
+    logic_version TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS rollup_overlays (
+    position INTEGER PRIMARY KEY,
+    merchant_id TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    generation INTEGER NOT NULL REFERENCES rollup_generations (generation)
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS rollup_jobs (
+    id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL UNIQUE REFERENCES rollup_generations (generation),
+    stream TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    logic_version TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('building', 'done', 'failed')),
+    done_through_ms INTEGER NOT NULL,
+    events_done INTEGER NOT NULL,
+    events_total INTEGER,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    error TEXT,
+    boundary TEXT NOT NULL
+  ) STRICT;
+`;
+
+const jobColumns = `id, generation, merchant_id, from_ms, to_ms, logic_version, state, done_through_ms, events_done,
+  events_total, created_ms, updated_ms, error`;
+
+interface Statements {
+  readonly appliedOffset: StatementSync;
+  readonly setOffset: StatementSync;
+  readonly offsetsOfStream: StatementSync;
+  readonly state: StatementSync;
+  readonly bumpEpoch: StatementSync;
+  readonly generation: StatementSync;
+  readonly generations: StatementSync;
+  readonly maxGeneration: StatementSync;
+  readonly insertGeneration: StatementSync;
+  readonly overlays: StatementSync;
+  readonly insertOverlay: StatementSync;
+  readonly job: StatementSync;
+  readonly jobs: StatementSync;
+  readonly buildingJobs: StatementSync;
+  readonly insertJob: StatementSync;
+  readonly updateProgress: StatementSync;
+  readonly setJobState: StatementSync;
+  readonly cellsInRange: StatementSync;
+  readonly ping: StatementSync;
+}
+
+export class SqliteRollupStore implements RollupStore {
+  readonly #db: DatabaseSync;
+  readonly #ownsDb: boolean;
+  readonly #statements: Statements;
+  readonly #upserts = new Map<number, StatementSync>();
+  readonly #valueReads = new Map<number, StatementSync>();
+  #closed = false;
+
+  static create(options: SqliteRollupStoreOptions): SqliteRollupStore {
+    return new SqliteRollupStore(options);
+  }
+
+  constructor(options: SqliteRollupStoreOptions) {
+    this.#ownsDb = typeof options.db === 'string';
+    this.#db = typeof options.db === 'string' ? openDatabase(options.db) : options.db;
+    try {
+      // Registered before any statement that calls them is prepared; both throw on corrupt bytes.
+      this.#db.function('hll_merge', { deterministic: true }, mergeSketches);
+      this.#db.function('hll_check', { deterministic: true }, checkSketch);
+      migrate(this.#db, options.logicVersion);
+      this.#statements = prepareStatements(this.#db);
+    } catch (error) {
+      if (this.#ownsDb) this.#db.close();
+      throw error;
+    }
+  }
+
+  async appliedOffset(stream: string, partition: number): Promise<number> {
+    this.#assertOpen();
+    return this.#readOffset(stream, partition);
+  }
+
+  async apply(batch: ApplyBatch): Promise<void> {
+    this.#assertOpen();
+    assertOffsetRange(batch);
+    for (const cell of batch.cells) assertCell(cell);
+    transaction(this.#db, () => {
+      const stored = this.#readOffset(batch.stream, batch.partition);
+      if (stored !== batch.fromOffset - 1) {
+        throw new RollupConflictError('offset', `${batch.stream}/${batch.partition}: applied offset is ${stored}, batch starts at ${batch.fromOffset}`);
+      }
+      const epoch = this.#state().epoch;
+      if (batch.layoutEpoch !== epoch) {
+        throw new RollupConflictError('layout', `layout epoch is ${epoch}, batch was routed with ${batch.layoutEpoch}`);
+      }
+      this.#assertGenerationsKnown(batch.cells);
+      this.#mergeCells(batch.cells);
+      this.#statements.setOffset.run(batch.stream, batch.partition, batch.throughOffset);
+    });
+  }
+
+  async readCells(request: CellRangeRequest): Promise<Cell[]> {
+    this.#assertOpen();
+    const { merchantId, generation, granularity, dimension, fromMs, toMs } = request;
+    if (request.values !== undefined) {
+      if (request.values.length === 0) return [];
+      return this.#readValues(request);
+    }
+    return this.#statements.cellsInRange.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
+  }
+
+  async layout(): Promise<RollupLayout> {
+    this.#assertOpen();
+    const statements = this.#statements;
+    // One read transaction: the epoch and what it describes come from the same snapshot.
+    this.#db.exec('BEGIN');
+    try {
+      const state = this.#state();
+      const generations = statements.generations.all().map(rowToGeneration);
+      const base = generations.find((info) => info.generation === state.baseGeneration);
+      if (!base) throw new Error(`rollup store: base generation ${state.baseGeneration} is missing`);
+      const overlays = statements.overlays.all().map(rowToOverlay);
+      const building = statements.buildingJobs.all().map(rowToBuilding);
+      return { epoch: state.epoch, base, overlays, generations, building };
+    } finally {
+      this.#db.exec('COMMIT');
+    }
+  }
+
+  async startReprocess(input: StartReprocessInput): Promise<ReprocessJob> {
+    this.#assertOpen();
+    assertReprocessInput(input);
+    const statements = this.#statements;
+    return transaction(this.#db, () => {
+      if (statements.job.get(input.id)) throw new Error(`reprocess job ${input.id} already exists`);
+      const generation = Number((statements.maxGeneration.get() as { generation: number }).generation) + 1;
+      const boundary: Record<number, number> = {};
+      for (const row of statements.offsetsOfStream.all(input.stream)) {
+        boundary[row.log_partition as number] = row.applied_offset as number;
+      }
+      statements.insertGeneration.run(generation, input.logicVersion);
+      statements.insertJob.run(
+        input.id, generation, input.stream, input.merchantId, input.fromMs, input.toMs, input.logicVersion,
+        input.fromMs, input.nowMs, input.nowMs, JSON.stringify(boundary),
+      );
+      statements.bumpEpoch.run();
+      return this.#readJob(input.id) as ReprocessJob;
+    });
+  }
+
+  async writeReprocessStep(input: ReprocessStepInput): Promise<void> {
+    this.#assertOpen();
+    for (const cell of input.cells) assertCell(cell);
+    transaction(this.#db, () => {
+      const job = this.#buildingJob(input.jobId);
+      assertStep(job, input);
+      for (const cell of input.cells) assertCellInJob(job, cell);
+      this.#mergeCells(input.cells);
+      this.#statements.updateProgress.run(input.doneThroughMs, input.eventsDone, input.eventsTotal, input.nowMs, input.jobId);
+    });
+  }
+
+  async finishReprocess(jobId: string, nowMs: number): Promise<ReprocessJob> {
+    this.#assertOpen();
+    const statements = this.#statements;
+    return transaction(this.#db, () => {
+      const job = this.#buildingJob(jobId);
+      if (job.doneThroughMs < job.toMs) {
+        throw new Error(`reprocess job ${jobId} is complete only through ${job.doneThroughMs}, not ${job.toMs}`);
+      }
+      statements.insertOverlay.run(job.merchantId, job.fromMs, job.toMs, job.generation);
+      statements.setJobState.run('done', null, nowMs, jobId);
+      statements.bumpEpoch.run();
+      return this.#readJob(jobId) as ReprocessJob;
+    });
+  }
+
+  async failReprocess(jobId: string, error: string, nowMs: number): Promise<void> {
+    this.#assertOpen();
+    transaction(this.#db, () => {
+      const job = this.#readJob(jobId);
+      if (!job) throw new TallyError('reprocess_job_not_found', `no reprocessing job ${jobId}`);
+      // Failing twice is a retried call, not a bug: the first one already took effect.
+      if (job.state === 'failed') return;
+      if (job.state !== 'building') throw new Error(`reprocess job ${jobId} is ${job.state}, not building`);
+      this.#statements.setJobState.run('failed', error, nowMs, jobId);
+      this.#statements.bumpEpoch.run();
+    });
+  }
+
+  async reprocessJob(jobId: string): Promise<ReprocessJob | null> {
+    this.#assertOpen();
+    return this.#readJob(jobId);
+  }
+
+  async reprocessJobs(): Promise<ReprocessJob[]> {
+    this.#assertOpen();
+    return this.#statements.jobs.all().map(rowToJob);
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    this.#statements.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsDb) this.#db.close();
+  }
+
+  /** Upserts the cells in chunks; conflicting rows merge in SQL (counts add, sketches union). */
+  #mergeCells(cells: readonly Cell[]): void {
+    for (let start = 0; start < cells.length; start += upsertRowsMax) {
+      const end = Math.min(cells.length, start + upsertRowsMax);
+      const parameters: SQLInputValue[] = [];
+      for (let index = start; index < end; index += 1) {
+        const { key, value } = cells[index] as Cell;
+        parameters.push(
+          key.merchantId, key.generation, key.granularity, key.dimension, key.bucketMs, key.value,
+          value.events, value.revenue, value.users, value.sessions,
+        );
+      }
+      this.#upsertStatement(end - start).run(...parameters);
+    }
+  }
+
+  #upsertStatement(rows: number): StatementSync {
+    let statement = this.#upserts.get(rows);
+    if (!statement) {
+      const values = new Array<string>(rows).fill('(?, ?, ?, ?, ?, ?, ?, ?, hll_check(?), hll_check(?))').join(', ');
+      statement = this.#db.prepare(
+        `INSERT INTO rollup_cells (merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue, users, sessions)
+         VALUES ${values}
+         ON CONFLICT (merchant_id, generation, granularity, dimension, bucket_ms, value) DO UPDATE SET
+           events = events + excluded.events,
+           revenue = revenue + excluded.revenue,
+           users = hll_merge(users, excluded.users),
+           sessions = hll_merge(sessions, excluded.sessions)`,
+      );
+      this.#upserts.set(rows, statement);
+    }
+    return statement;
+  }
+
+  #readValues(request: CellRangeRequest): Cell[] {
+    const values = [...new Set(request.values)];
+    let statement = this.#valueReads.get(values.length);
+    if (!statement) {
+      statement = this.#db.prepare(
+        `SELECT * FROM rollup_cells
+         WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
+           AND value IN (${new Array<string>(values.length).fill('?').join(', ')})
+         ORDER BY bucket_ms, value`,
+        { readBigInts: true },
+      );
+      this.#valueReads.set(values.length, statement);
+    }
+    const { merchantId, generation, granularity, dimension, fromMs, toMs } = request;
+    return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs, ...values).map(rowToCell);
+  }
+
+  #assertGenerationsKnown(cells: readonly Cell[]): void {
+    const checked = new Set<number>();
+    for (const cell of cells) {
+      const generation = cell.key.generation;
+      if (checked.has(generation)) continue;
+      if (!this.#statements.generation.get(generation)) throw new RangeError(`cell names unknown generation ${generation}`);
+      checked.add(generation);
+    }
+  }
+
+  #buildingJob(jobId: string): ReprocessJob {
+    const job = this.#readJob(jobId);
+    if (!job) throw new TallyError('reprocess_job_not_found', `no reprocessing job ${jobId}`);
+    if (job.state !== 'building') throw new Error(`reprocess job ${jobId} is ${job.state}, not building`);
+    return job;
+  }
+
+  #readJob(jobId: string): ReprocessJob | null {
+    const row = this.#statements.job.get(jobId);
+    return row ? rowToJob(row) : null;
+  }
+
+  #readOffset(stream: string, partition: number): number {
+    const row = this.#statements.appliedOffset.get(stream, partition);
+    return row ? (row.applied_offset as number) : -1;
+  }
+
+  #state(): { epoch: number; baseGeneration: number } {
+    const row = this.#statements.state.get();
+    if (!row) throw new Error('rollup store: layout state row is missing');
+    return { epoch: row.epoch as number, baseGeneration: row.base_generation as number };
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error('SqliteRollupStore is closed');
+  }
+}
+
+function prepareStatements(db: DatabaseSync): Statements {
+  return {
+    appliedOffset: db.prepare('SELECT applied_offset FROM rollup_offsets WHERE stream = ? AND log_partition = ?'),
+    setOffset: db.prepare(
+      `INSERT INTO rollup_offsets (stream, log_partition, applied_offset) VALUES (?, ?, ?)
+       ON CONFLICT (stream, log_partition) DO UPDATE SET applied_offset = excluded.applied_offset`,
+    ),
+    offsetsOfStream: db.prepare('SELECT log_partition, applied_offset FROM rollup_offsets WHERE stream = ? ORDER BY log_partition'),
+    state: db.prepare('SELECT epoch, base_generation FROM rollup_state WHERE id = 1'),
+    bumpEpoch: db.prepare('UPDATE rollup_state SET epoch = epoch + 1 WHERE id = 1'),
+    generation: db.prepare('SELECT generation FROM rollup_generations WHERE generation = ?'),
+    generations: db.prepare('SELECT generation, logic_version FROM rollup_generations ORDER BY generation'),
+    maxGeneration: db.prepare('SELECT max(generation) AS generation FROM rollup_generations'),
+    insertGeneration: db.prepare('INSERT INTO rollup_generations (generation, logic_version) VALUES (?, ?)'),
+    overlays: db.prepare('SELECT merchant_id, from_ms, to_ms, generation FROM rollup_overlays ORDER BY position'),
+    insertOverlay: db.prepare('INSERT INTO rollup_overlays (merchant_id, from_ms, to_ms, generation) VALUES (?, ?, ?, ?)'),
+    job: db.prepare(`SELECT ${jobColumns} FROM rollup_jobs WHERE id = ?`),
+    jobs: db.prepare(`SELECT ${jobColumns} FROM rollup_jobs ORDER BY generation`),
+    buildingJobs: db.prepare(`SELECT generation, merchant_id, from_ms, to_ms, boundary FROM rollup_jobs WHERE state = 'building' ORDER BY generation`),
+    insertJob: db.prepare(
+      `INSERT INTO rollup_jobs (id, generation, stream, merchant_id, from_ms, to_ms, logic_version, state, done_through_ms,
+         events_done, events_total, created_ms, updated_ms, error, boundary)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'building', ?, 0, NULL, ?, ?, NULL, ?)`,
+    ),
+    updateProgress: db.prepare('UPDATE rollup_jobs SET done_through_ms = ?, events_done = ?, events_total = ?, updated_ms = ? WHERE id = ?'),
+    setJobState: db.prepare('UPDATE rollup_jobs SET state = ?, error = ?, updated_ms = ? WHERE id = ?'),
+    cellsInRange: db.prepare(
+      `SELECT * FROM rollup_cells
+       WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
+       ORDER BY bucket_ms, value`,
+      { readBigInts: true },
+    ),
+    ping: db.prepare('SELECT 1'),
+  };
+}
+
+function migrate(db: DatabaseSync, logicVersion: string): void {
+  transaction(db, () => {
+    db.exec('CREATE TABLE IF NOT EXISTS tally_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT');
+    const row = db.prepare('SELECT version FROM tally_schema WHERE component = ?').get(schemaComponent);
+    const version = row ? Number(row.version) : 0;
+    if (version > schemaVersion) {
+      throw new Error(`rollup store: database schema ${version} is newer than this build's ${schemaVersion}; upgrade Tally`);
+    }
+    if (version === schemaVersion) return;
+    db.exec(createTablesSql);
+    // A new store starts with generation 1 as the base, built by the logic of this build.
+    db.prepare('INSERT INTO rollup_generations (generation, logic_version) VALUES (1, ?) ON CONFLICT DO NOTHING').run(logicVersion);
+    db.prepare('INSERT INTO rollup_state (id, epoch, base_generation) VALUES (1, 1, 1) ON CONFLICT DO NOTHING').run();
+    db.prepare('INSERT INTO tally_schema (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version')
+      .run(schemaComponent, schemaVersion);
+  });
+}
+
+/** hll_merge(a, b): the union of two stored sketches; corrupt bytes abort the statement. */
+function mergeSketches(a: unknown, b: unknown): Uint8Array {
+  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array)) throw new TypeError('hll_merge takes two sketches');
+  return mergeHllBytes(a, b);
+}
+
+/** hll_check(a): a new cell's sketch, parsed once so corrupt bytes never reach the table. */
+function checkSketch(bytes: unknown): Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('hll_check takes a sketch');
+  Hll.fromBytes(bytes);
+  return bytes;
+}
+
+function rowToCell(row: Record<string, unknown>): Cell {
+  return {
+    key: {
+      merchantId: row.merchant_id as string,
+      generation: Number(row.generation),
+      granularity: row.granularity as Granularity,
+      bucketMs: Number(row.bucket_ms),
+      dimension: row.dimension as string,
+      value: row.value as string,
+    },
+    value: { events: Number(row.events), revenue: row.revenue as bigint, users: row.users as Uint8Array, sessions: row.sessions as Uint8Array },
+  };
+}
+
+function rowToGeneration(row: Record<string, unknown>): GenerationInfo {
+  return { generation: row.generation as number, logicVersion: row.logic_version as string };
+}
+
+function rowToOverlay(row: Record<string, unknown>): LayoutOverlay {
+  return { merchantId: row.merchant_id as string, fromMs: row.from_ms as number, toMs: row.to_ms as number, generation: row.generation as number };
+}
+
+function rowToBuilding(row: Record<string, unknown>): BuildingGeneration {
+  return {
+    generation: row.generation as number,
+    merchantId: row.merchant_id as string,
+    fromMs: row.from_ms as number,
+    toMs: row.to_ms as number,
+    boundary: JSON.parse(row.boundary as string) as Record<number, number>,
+  };
+}
+
+function rowToJob(row: Record<string, unknown>): ReprocessJob {
+  return {
+    id: row.id as string,
+    generation: row.generation as number,
+    merchantId: row.merchant_id as string,
+    fromMs: row.from_ms as number,
+    toMs: row.to_ms as number,
+    logicVersion: row.logic_version as string,
+    state: row.state as ReprocessState,
+    doneThroughMs: row.done_through_ms as number,
+    eventsDone: row.events_done as number,
+    eventsTotal: row.events_total as number | null,
+    createdMs: row.created_ms as number,
+    updatedMs: row.updated_ms as number,
+    error: row.error as string | null,
+  };
+}
+
+function assertOffsetRange(batch: ApplyBatch): void {
+  if (!Number.isSafeInteger(batch.partition) || batch.partition < 0) throw new RangeError(`apply needs a partition number, got ${batch.partition}`);
+  if (!Number.isSafeInteger(batch.fromOffset) || !Number.isSafeInteger(batch.throughOffset) || batch.fromOffset < 0 || batch.throughOffset < batch.fromOffset) {
+    throw new RangeError(`apply needs 0 <= fromOffset <= throughOffset, got [${batch.fromOffset}, ${batch.throughOffset}]`);
+  }
+}
+
+/** A malformed cell is a bug in the caller: it crashes the write before anything changes. */
+function assertCell(cell: Cell): void {
+  const { key, value } = cell;
+  const size = granularityMs[key.granularity];
+  if (size === undefined) throw new RangeError(`unknown granularity ${String(key.granularity)}`);
+  if (!Number.isSafeInteger(key.bucketMs) || key.bucketMs % size !== 0) throw new RangeError(`bucket ${key.bucketMs} is not aligned to ${key.granularity}`);
+  if (!Number.isSafeInteger(key.generation)) throw new RangeError(`cell generation must be an integer, got ${key.generation}`);
+  if (typeof key.merchantId !== 'string' || key.merchantId === '' || typeof key.dimension !== 'string' || typeof key.value !== 'string') {
+    throw new RangeError('cell key needs a merchant id, a dimension and a value');
+  }
+  if (!Number.isSafeInteger(value.events) || value.events < 0) throw new RangeError(`cell events must be a non-negative integer, got ${value.events}`);
+  if (typeof value.revenue !== 'bigint' || value.revenue > int64Max || value.revenue < int64Min) throw new RangeError('cell revenue must be a 64-bit bigint');
+  if (!(value.users instanceof Uint8Array) || !(value.sessions instanceof Uint8Array)) throw new RangeError('cell sketches must be bytes');
+}
+
+function assertCellInJob(job: ReprocessJob, cell: Cell): void {
+  if (cell.key.generation !== job.generation) throw new RangeError(`reprocess job ${job.id} writes generation ${job.generation}, not ${cell.key.generation}`);
+  if (job.merchantId !== '*' && cell.key.merchantId !== job.merchantId) throw new RangeError(`reprocess job ${job.id} covers merchant ${job.merchantId} only`);
+}
+
+function assertReprocessInput(input: StartReprocessInput): void {
+  if (typeof input.merchantId !== 'string' || input.merchantId === '') throw new RangeError('reprocess needs a merchant id or *');
+  if (!Number.isSafeInteger(input.fromMs) || !Number.isSafeInteger(input.toMs) || input.fromMs >= input.toMs) {
+    throw new TallyError('reprocess_range_invalid', `reprocess range [${input.fromMs}, ${input.toMs}) is empty or malformed`);
+  }
+}
+
+function assertStep(job: ReprocessJob, input: ReprocessStepInput): void {
+  if (input.doneThroughMs < job.doneThroughMs || input.doneThroughMs > job.toMs) {
+    throw new RangeError(`reprocess progress must move forward within the range: ${job.doneThroughMs} -> ${input.doneThroughMs}`);
+  }
+  if (!Number.isSafeInteger(input.eventsDone) || input.eventsDone < job.eventsDone) throw new RangeError('reprocess eventsDone must not go back');
+}

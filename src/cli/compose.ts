@@ -1,0 +1,100 @@
+// The composition root of the embedded deployment: the only place that picks adapters. The log
+// and the stores live in separate SQLite files, because SQLite has one writer per file and the
+// collector's appends must not queue behind the processor's rollup writes.
+import { mkdirSync, existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Services } from '../app/services.ts';
+import { currentRules, type AnalyticsRules } from '../core/analytics/rules.ts';
+import { openDatabase } from '../adapters/sqlite/database.ts';
+import { SqliteEventLog } from '../adapters/sqlite/event-log.ts';
+import { SqliteEventStore } from '../adapters/sqlite/event-store.ts';
+import { SqliteRollupStore } from '../adapters/sqlite/rollup-store.ts';
+import { SqliteMerchantStore } from '../adapters/sqlite/merchant-store.ts';
+import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
+import { TallyMetrics } from '../http/metrics.ts';
+import { hashKey } from '../http/auth.ts';
+import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
+
+export interface Embedded {
+  readonly services: Services;
+  /** True when this start found an empty data directory (first start). */
+  readonly firstStart: boolean;
+  /** The admin token generated on a first start without TALLY_ADMIN_TOKEN: print it once. */
+  readonly generatedAdminToken: string | null;
+  close(): Promise<void>;
+}
+
+const files = {
+  log: 'log.db',
+  store: 'store.db',
+  saltSecret: 'visitor-salt.key',
+  adminTokenHash: 'admin-token.sha256',
+} as const;
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.logLevel, base: { pid: process.pid } });
+}
+
+export interface EmbeddedOptions {
+  readonly logger?: Logger;
+  readonly rules?: AnalyticsRules;
+  readonly now?: () => number;
+  /** On a first start without TALLY_ADMIN_TOKEN, generate one (tally start does). */
+  readonly generateAdminToken?: boolean;
+}
+
+export async function openEmbedded(config: Config, options: EmbeddedOptions = {}): Promise<Embedded> {
+  const logger = options.logger ?? createLogger(config);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const firstStart = readdirSync(config.dataDir).length === 0;
+  const generated = firstStart && !config.adminToken && options.generateAdminToken ? generateAdminToken(config.dataDir) : null;
+  const rules = options.rules ?? currentRules;
+  const log = SqliteEventLog.open({ path: join(config.dataDir, files.log) });
+  await log.ensureTopic(eventsTopic, config.eventsPartitions);
+  const storeDb = openDatabase(join(config.dataDir, files.store));
+  const events = SqliteEventStore.create({ db: storeDb });
+  const rollups = SqliteRollupStore.create({ db: storeDb, logicVersion: rules.logicVersion });
+  const merchants = SqliteMerchantStore.create({ db: storeDb });
+  const metrics = new TallyMetrics({ log, lagSources: [{ processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] }] });
+  const services: Services = {
+    config, logger, log, events, rollups, merchants, rules, metrics,
+    geo: openGeoLookup(config.geoipDatabase),
+    saltSecret: readOrCreateSecret(join(config.dataDir, files.saltSecret)),
+    adminTokenHash: config.adminToken ? hashKey(config.adminToken) : (generated?.hash ?? readAdminTokenHash(config.dataDir)),
+    now: options.now ?? Date.now,
+  };
+  return {
+    services,
+    firstStart,
+    generatedAdminToken: generated?.token ?? null,
+    async close() {
+      await log.close();
+      await Promise.allSettled([events.close(), rollups.close(), merchants.close()]);
+      storeDb.close();
+    },
+  };
+}
+
+/** A 32-byte server secret, created once with owner-only permissions. */
+function readOrCreateSecret(path: string): Uint8Array {
+  if (existsSync(path)) return readFileSync(path);
+  const secret = randomBytes(32);
+  writeFileSync(path, secret, { mode: 0o600, flag: 'wx' });
+  return secret;
+}
+
+function readAdminTokenHash(dataDir: string): string | null {
+  const path = join(dataDir, files.adminTokenHash);
+  return existsSync(path) ? readFileSync(path, 'utf8').trim() : null;
+}
+
+/** Generates an admin token, keeps only its hash in the data directory, returns the token once. */
+export function generateAdminToken(dataDir: string): { token: string; hash: string } {
+  const token = `tadm_${randomBytes(24).toString('base64url')}`;
+  const hash = hashKey(token);
+  writeFileSync(join(dataDir, files.adminTokenHash), `${hash}\n`, { mode: 0o600 });
+  return { token, hash };
+}

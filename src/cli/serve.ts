@@ -1,0 +1,77 @@
+// Runs one or more roles in this process until SIGTERM/SIGINT, then shuts down gracefully:
+// stop accepting requests and finish those in flight, let the processor finish and commit its
+// batch, flush pending log appends, close the stores.
+import type { Config } from '../config/config.ts';
+import type { Role, Services } from '../app/services.ts';
+import { buildApp } from '../http/app.ts';
+import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
+import { AnalyticsProcessor } from '../analytics/processor.ts';
+import { resumeReprocessJobs } from '../admin/routes.ts';
+import { createMerchant } from '../admin/merchants.ts';
+import { openEmbedded } from './compose.ts';
+
+export interface ServeOptions {
+  /** `tally start` on an empty data directory creates a demo merchant and prints how to use it. */
+  readonly firstStartDemo: boolean;
+}
+
+export async function runRoles(config: Config, roles: readonly Role[], options: ServeOptions): Promise<number> {
+  const embedded = await openEmbedded(config, { generateAdminToken: options.firstStartDemo });
+  const { services } = embedded;
+  const logger = services.logger;
+  const app = await buildApp({ services, roles });
+  let runtime: ProcessorRuntime | null = null;
+  if (roles.includes('processor')) {
+    const processor = new AnalyticsProcessor({
+      events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
+    });
+    runtime = new ProcessorRuntime({ log: services.log, processor, logger, observer: services.metrics });
+    runtime.start();
+    await resumeReprocessJobs(services);
+  }
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, roles, dataDir: config.dataDir }, 'tally is running');
+  if (options.firstStartDemo && embedded.firstStart) {
+    await printFirstStart(embedded.generatedAdminToken, address, services);
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining');
+      const results = await Promise.allSettled([app.close(), runtime?.stop()]);
+      await embedded.close();
+      const failed = results.filter((result) => result.status === 'rejected');
+      for (const failure of failed) logger.error({ err: (failure as PromiseRejectedResult).reason }, 'shutdown step failed');
+      logger.info('stopped');
+      resolve(failed.length === 0 ? 0 : 1);
+    };
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+  });
+}
+
+async function printFirstStart(adminToken: string | null, address: string, services: Services): Promise<void> {
+  const demo = await createMerchant(services.merchants, { name: 'demo', currency: 'USD' }, services.now());
+  const lines = [
+    '',
+    'Tally is running on the embedded default. First start: a merchant "demo" was created.',
+    '',
+    adminToken ? `  admin token   ${adminToken}   (shown once; set TALLY_ADMIN_TOKEN to choose your own)` : '  admin token   from TALLY_ADMIN_TOKEN',
+    `  merchant id   ${demo.merchant.id}`,
+    `  write key     ${demo.writeKey}   (ingest only; may sit in a web page)`,
+    `  secret key    ${demo.secretKey}   (queries; keep it server-side)`,
+    '',
+    'Send a first event:',
+    `  curl -s ${address}/v1/events -H 'Authorization: Bearer ${demo.writeKey}' -H 'Content-Type: application/json' \\`,
+    `    -d '{"type":"pageview","context":{"page":{"url":"https://shop.example/pricing"}}}'`,
+    '',
+    'Query it (a second or two later):',
+    `  curl -s ${address}/v1/query -H 'Authorization: Bearer ${demo.secretKey}' -H 'Content-Type: application/json' \\`,
+    `    -d '{"metrics":["events","users"],"date_range":"today","dimensions":["event:path"]}'`,
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

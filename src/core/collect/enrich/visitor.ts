@@ -1,0 +1,46 @@
+// Visitor identity for the `users` metric without cookies or stored IPs: a keyed hash of
+// (merchant, IP, user agent) under a salt that rotates every UTC day, so a visitor is the same
+// within a day and unlinkable across days and across merchants (the Plausible/Matomo pattern).
+import { createHmac } from 'node:crypto';
+import { time } from '../../limits.ts';
+
+/** Shorter server secrets would make the daily salts guessable, and with them the visitors. */
+export const saltSecretBytesMin = 16;
+/** Visitor hash size: 128 bits keeps collisions negligible across any realistic day. */
+const visitorHashBytes = 16;
+
+export function utcDayIndex(epochMs: number): number {
+  return Math.floor(epochMs / time.dayMs);
+}
+
+/** The salt for one UTC day: HMAC-SHA-256 of the day number under the server secret. */
+export function dailySalt(secret: Uint8Array, dayIndex: number): Uint8Array {
+  if (secret.byteLength < saltSecretBytesMin) {
+    throw new Error(`dailySalt: the secret must be at least ${saltSecretBytesMin} bytes`);
+  }
+  if (!Number.isSafeInteger(dayIndex)) throw new Error(`dailySalt: day index must be an integer, got ${dayIndex}`);
+  return new Uint8Array(createHmac('sha256', secret).update(`tally-visitor-salt:${dayIndex}`).digest());
+}
+
+/** `v:` + base64url of the truncated hash; the inputs are never stored. */
+export function visitorHash(salt: Uint8Array, merchantId: string, ip: string | null, userAgent: string | null): string {
+  // A JSON array keeps the fields apart: ("ab", "c") and ("a", "bc") hash differently.
+  const digest = createHmac('sha256', salt).update(JSON.stringify([merchantId, ip ?? '', userAgent ?? ''])).digest();
+  return `v:${digest.subarray(0, visitorHashBytes).toString('base64url')}`;
+}
+
+export interface IdentityInput {
+  readonly userId: string | null;
+  readonly anonymousId: string | null;
+  readonly salt: Uint8Array;
+  readonly merchantId: string;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+}
+
+/** `u:` user_id, else `a:` anonymous_id, else the daily visitor hash. */
+export function visitorIdOf(input: IdentityInput): string {
+  if (input.userId !== null) return `u:${input.userId}`;
+  if (input.anonymousId !== null) return `a:${input.anonymousId}`;
+  return visitorHash(input.salt, input.merchantId, input.ip, input.userAgent);
+}

@@ -1,0 +1,45 @@
+// What a processor is: the unit of extension. The runtime (processor-runtime.ts) polls a bounded
+// batch from the processor's topics, calls `handle`, then commits. Handlers must be idempotent:
+// delivery is at-least-once, and a crash between their write and the commit redelivers.
+import type { ConsumedRecord, LogPartition } from '../core/ports/event-log.ts';
+
+export interface DeadLetter {
+  readonly record: ConsumedRecord;
+  /** A stable machine-readable reason, e.g. 'invalid_format'. */
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface HandleResult {
+  /** Records that can never succeed: the runtime sends them to `<topic>.dlq` and commits past them. */
+  readonly deadLetters: readonly DeadLetter[];
+}
+
+export interface HandleContext {
+  /** Aborted when the runtime shuts down: long handlers should finish their current step. */
+  readonly signal: AbortSignal;
+  readonly attempt: number;
+}
+
+export interface Processor {
+  readonly name: string;
+  readonly group: string;
+  readonly topics: readonly string[];
+  handle(batch: readonly ConsumedRecord[], context: HandleContext): Promise<HandleResult>;
+  /** Partitions just assigned to this member: reload any per-partition state. */
+  onAssigned?(partitions: readonly LogPartition[]): Promise<void>;
+  /** Partitions about to be taken away: drop per-partition state. */
+  onRevoked?(partitions: readonly LogPartition[]): Promise<void>;
+}
+
+/**
+ * A failure worth retrying with the same input: the store or log is unavailable, or a
+ * conditional write lost a race. Anything else thrown from `handle` is treated as a possible
+ * poison record: retried a bounded number of times, then isolated and dead-lettered.
+ */
+export class TransientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransientError';
+  }
+}
