@@ -97,8 +97,10 @@ fetch_profile() { # profile version directory required-jar-glob...
     [ -f "$directory/.complete" ] && exit 0
     log "fetching $profile $version jars into $directory"
     rm -rf "$directory.partial"
-    "$mvn" -q -B -Dstyle.color=never -f "$pom" -P "$profile" -D"${profile%-tools}.version=$version" \
-      dependency:copy-dependencies -DoutputDirectory="$directory.partial" >&2 ||
+    # Debian's maven 3.8 prints colour resets even with -q -B: strip them, keep real messages
+    "$mvn" -q -B -f "$pom" -P "$profile" -D"${profile%-tools}.version=$version" \
+      dependency:copy-dependencies -DoutputDirectory="$directory.partial" 2>&1 |
+      sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:space:]]*$/d' >&2 ||
       die "maven could not fetch the $profile jars (output above)"
     for glob in "$@"; do
       compgen -G "$directory.partial/$glob" >/dev/null || die "no $glob among the fetched $profile jars"
@@ -296,7 +298,7 @@ start_cassandra() {
 write_env() { # for every engine that runs, whichever ENGINES started it
   local file="$home_dir/env"
   {
-    echo "# written by scripts/engines.sh up; source it or pass it to node --env-file"
+    echo "# written by scripts/engines.sh: the engines running at that moment; source it or use node --env-file"
     if engine_pid kafka >/dev/null; then echo "KAFKA_BROKERS=127.0.0.1:$kafka_port"; fi
     if engine_pid cassandra >/dev/null; then
       echo "CASSANDRA_CONTACT_POINTS=127.0.0.1:$cassandra_port"

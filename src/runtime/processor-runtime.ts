@@ -36,6 +36,9 @@ export interface RuntimeOptions {
 
 export const deadLetterTopic = (topic: string): string => `${topic}.dlq`;
 
+/** Dead letters are few and read by people: one partition keeps them in order. */
+const deadLetterPartitions = 1;
+
 /** Shutdown came while a batch was still failing: leave it uncommitted; it is redelivered. */
 class BatchAbandoned extends Error {}
 
@@ -80,6 +83,10 @@ export class ProcessorRuntime {
   }
 
   async #run(consumer: LogConsumer): Promise<void> {
+    // Dead letters must have somewhere to go before the first one appears.
+    for (const topic of this.#options.processor.topics) {
+      await this.#options.log.ensureTopic(deadLetterTopic(topic), deadLetterPartitions);
+    }
     const recordsMax = this.#options.pollRecordsMax ?? limits.pollRecordsMax;
     const waitMs = this.#options.pollWaitMs ?? 200;
     while (!this.#abort.signal.aborted) {

@@ -32,8 +32,8 @@ const varintBytesMax = 3;
  * 8 KiB and growing, and merging into an array costs O(pairs) anyway.
  */
 const sparseEntriesInMemoryMax = registersCount / 16;
-/** 32 slots (128 bytes) hold 16 registers: most rollup cells never grow their table. */
-const sparseSlotsInitial = 32;
+/** 16 slots are 64 bytes, the most V8 allocates on its heap (larger typed arrays cost more). */
+const sparseSlotsInitial = 16;
 /** Spreads register indexes over table slots (Fibonacci hashing; the top bits mix best). */
 const slotMultiplier = 0x9e3779b1;
 
@@ -251,9 +251,20 @@ function estimateFromHistogram(histogram: Int32Array): number {
 //   dense:  [2, 14, 12,288 bytes]: register i in bits 6i..6i+5 of the body, little-endian.
 // toBytes picks sparse exactly when it is no larger than dense, so equal registers give equal bytes.
 
-type Decoded =
-  | { readonly format: 'sparse'; readonly indexes: Uint16Array; readonly ranks: Uint8Array }
-  | { readonly format: 'dense'; readonly registers: Uint8Array };
+/**
+ * Decoding and encoding work in these module-level buffers instead of allocating: typed arrays
+ * over 64 bytes live off the V8 heap and cost more to make than a small sketch costs to decode.
+ * Safe because both are synchronous and each caller is done with them before the next call.
+ */
+const decodedIndexes = new Uint16Array(registersCount);
+const decodedRanks = new Uint8Array(registersCount);
+const decodedRegisters = new Uint8Array(registersCount);
+const histogramScratch = new Int32Array(rankMax + 1);
+/** toBytes sorts a sparse table's points here, then splits them into decodedIndexes/decodedRanks. */
+const pointsScratch = new Uint32Array(sparseEntriesInMemoryMax + 1);
+
+/** What decode filled: pairsCount entries of decodedIndexes/decodedRanks, or decodedRegisters. */
+type Decoded = { readonly format: 'sparse'; readonly pairsCount: number } | { readonly format: 'dense' };
 
 function varintLength(value: number): number {
   return value < 0x80 ? 1 : value < 0x4000 ? 2 : 3;
@@ -280,53 +291,56 @@ class VarintReader {
     this.at = at;
   }
 
-  read(what: string): number {
+  /** `pair` numbers the pair in error messages; -1 for the pair count. */
+  read(pair: number): number {
     const start = this.at;
     let value = 0;
     for (let used = 0; used < varintBytesMax; used++) {
       const position = start + used;
-      if (position >= this.#bytes.length) throw new HllFormatError(`truncated: ${what} ends at byte ${position}`);
+      if (position >= this.#bytes.length) throw new HllFormatError(`truncated: ${describeVarint(pair)} ends at byte ${position}`);
       const byte = this.#bytes[position]!;
       value |= (byte & 0x7f) << (7 * used);
       if ((byte & 0x80) === 0) {
-        if (byte === 0 && used > 0) throw new HllFormatError(`${what} at byte ${start} is not a minimal varint`);
+        if (byte === 0 && used > 0) throw new HllFormatError(`${describeVarint(pair)} at byte ${start} is not a minimal varint`);
         this.at = position + 1;
         return value;
       }
     }
-    throw new HllFormatError(`${what} at byte ${start} is longer than ${varintBytesMax} bytes`);
+    throw new HllFormatError(`${describeVarint(pair)} at byte ${start} is longer than ${varintBytesMax} bytes`);
   }
+}
+
+function describeVarint(pair: number): string {
+  return pair < 0 ? 'pair count' : `pair ${pair}`;
 }
 
 function decodeSparse(bytes: Uint8Array): Decoded {
   const reader = new VarintReader(bytes, headerBytes);
-  const count = reader.read('pair count');
+  const count = reader.read(-1);
   if (count > registersCount) throw new HllFormatError(`pair count ${count} exceeds ${registersCount} registers`);
-  const indexes = new Uint16Array(count);
-  const ranks = new Uint8Array(count);
   let index = 0;
   for (let pair = 0; pair < count; pair++) {
-    const value = reader.read(`pair ${pair}`);
+    const value = reader.read(pair);
     const delta = value >>> pointRankBits;
     const rank = value & pointRankMask;
     if (pair > 0 && delta === 0) throw new HllFormatError(`pair ${pair} repeats register ${index}`);
     index += delta;
     if (index >= registersCount) throw new HllFormatError(`pair ${pair} names register ${index} of ${registersCount}`);
     if (rank === 0 || rank > rankMax) throw new HllFormatError(`pair ${pair} has rank ${rank}, not 1..${rankMax}`);
-    indexes[pair] = index;
-    ranks[pair] = rank;
+    decodedIndexes[pair] = index;
+    decodedRanks[pair] = rank;
   }
   if (reader.at !== bytes.length) {
     throw new HllFormatError(`${bytes.length - reader.at} bytes after the last of ${count} pairs`);
   }
-  return { format: 'sparse', indexes, ranks };
+  return { format: 'sparse', pairsCount: count };
 }
 
 function decodeDense(bytes: Uint8Array): Decoded {
   if (bytes.length !== denseBytes) {
     throw new HllFormatError(`dense sketch is ${bytes.length} bytes, expected ${denseBytes}`);
   }
-  const registers = new Uint8Array(registersCount);
+  const registers = decodedRegisters;
   for (let group = 0, at = headerBytes; group < registersCount; group += 4, at += 3) {
     const word = bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16);
     registers[group] = word & 0x3f;
@@ -337,7 +351,7 @@ function decodeDense(bytes: Uint8Array): Decoded {
   for (let index = 0; index < registersCount; index++) {
     if (registers[index]! > rankMax) throw new HllFormatError(`register ${index} holds ${registers[index]}, above ${rankMax}`);
   }
-  return { format: 'dense', registers };
+  return { format: 'dense' };
 }
 
 function decode(bytes: Uint8Array): Decoded {
@@ -408,8 +422,8 @@ function encodeRegisters(registers: Uint8Array): Uint8Array {
   }
   length += varintLength(pairsCount);
   if (length > denseBytes) return encodeDense(registers);
-  const indexes = new Uint16Array(pairsCount);
-  const ranks = new Uint8Array(pairsCount);
+  const indexes = decodedIndexes.subarray(0, pairsCount);
+  const ranks = decodedRanks.subarray(0, pairsCount);
   for (let index = 0, pair = 0; index < registersCount; index++) {
     if (registers[index] === 0) continue;
     indexes[pair] = index;
@@ -474,27 +488,25 @@ export class Hll {
 
   /** merge(Hll.fromBytes(bytes)) without the intermediate sketch; throws HllFormatError. */
   mergeBytes(bytes: Uint8Array): void {
+    // Decoding validates everything before the first register changes: bad bytes change nothing.
     const decoded = decode(bytes);
     if (decoded.format === 'sparse') {
-      const { indexes, ranks } = decoded;
-      for (let pair = 0; pair < indexes.length; pair++) this.#raise(indexes[pair]!, ranks[pair]!);
+      for (let pair = 0; pair < decoded.pairsCount; pair++) this.#raise(decodedIndexes[pair]!, decodedRanks[pair]!);
       return;
     }
-    const otherDense = decoded.registers;
     if (this.#table !== null && this.#entries === 0) {
-      // The decoded registers are a fresh array, so an empty sketch can adopt them as they are.
       this.#table = null;
-      this.#dense = otherDense;
+      this.#dense = decodedRegisters.slice();
       return;
     }
     const dense = this.#densify();
     for (let index = 0; index < registersCount; index++) {
-      if (otherDense[index]! > dense[index]!) dense[index] = otherDense[index]!;
+      if (decodedRegisters[index]! > dense[index]!) dense[index] = decodedRegisters[index]!;
     }
   }
 
   estimate(): number {
-    const histogram = new Int32Array(rankMax + 1);
+    const histogram = histogramScratch.fill(0);
     const table = this.#table;
     if (table !== null) {
       histogram[0] = registersCount - this.#entries;
@@ -512,11 +524,11 @@ export class Hll {
     const table = this.#table;
     if (table === null) return encodeRegisters(this.#dense!);
     // A point sorts by its index, since the index is its high bits.
-    const points = new Uint32Array(this.#entries);
+    const points = pointsScratch.subarray(0, this.#entries);
     for (let slot = 0, pair = 0; slot < table.length; slot++) if (table[slot] !== 0) points[pair++] = table[slot]!;
     points.sort();
-    const indexes = new Uint16Array(points.length);
-    const ranks = new Uint8Array(points.length);
+    const indexes = decodedIndexes.subarray(0, points.length);
+    const ranks = decodedRanks.subarray(0, points.length);
     for (let pair = 0; pair < points.length; pair++) {
       indexes[pair] = points[pair]! >>> pointRankBits;
       ranks[pair] = points[pair]! & pointRankMask;
@@ -599,12 +611,12 @@ export function mergeHllBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** The estimate of a serialized sketch, read straight from its registers. */
 export function estimateHllBytes(bytes: Uint8Array): number {
   const decoded = decode(bytes);
-  const histogram = new Int32Array(rankMax + 1);
+  const histogram = histogramScratch.fill(0);
   if (decoded.format === 'dense') {
-    for (let index = 0; index < registersCount; index++) histogram[decoded.registers[index]!]!++;
+    for (let index = 0; index < registersCount; index++) histogram[decodedRegisters[index]!]!++;
   } else {
-    histogram[0] = registersCount - decoded.ranks.length;
-    for (let pair = 0; pair < decoded.ranks.length; pair++) histogram[decoded.ranks[pair]!]!++;
+    histogram[0] = registersCount - decoded.pairsCount;
+    for (let pair = 0; pair < decoded.pairsCount; pair++) histogram[decodedRanks[pair]!]!++;
   }
   return estimateFromHistogram(histogram);
 }

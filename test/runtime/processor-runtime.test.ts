@@ -1,0 +1,123 @@
+// The processor runtime's promises: commit only after handle succeeds; retry transient failures
+// without losing or skipping records; isolate a poison record into the dead-letter topic with the
+// error, handling its neighbours; on stop, finish the batch in hand and commit it.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryEventLog } from '../../src/adapters/memory/event-log.ts';
+import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
+import { TransientError, type HandleResult, type Processor } from '../../src/runtime/processor.ts';
+import type { ConsumedRecord } from '../../src/core/ports/event-log.ts';
+import { quietLogger } from '../support/analytics.ts';
+
+const topic = 'jobs';
+
+async function logWith(values: readonly string[]): Promise<MemoryEventLog> {
+  const log = MemoryEventLog.create();
+  await log.ensureTopic(topic, 1);
+  await log.append(topic, values.map((value) => ({ key: 'k', value })));
+  return log;
+}
+
+function recordingProcessor(handle: (batch: readonly ConsumedRecord[]) => Promise<HandleResult>): Processor {
+  return { name: 'test', group: 'test-group', topics: [topic], handle };
+}
+
+async function runUntil(log: MemoryEventLog, processor: Processor, done: () => boolean): Promise<void> {
+  const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, retryBaseDelayMs: 1, retryDelayMsMax: 4, retryAttemptsMax: 3 });
+  runtime.start();
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await runtime.stop();
+}
+
+async function readAll(log: MemoryEventLog, from: string): Promise<ConsumedRecord[]> {
+  const consumer = log.consumer({ group: `reader-${Math.random()}`, topics: [from] });
+  const records = await consumer.poll(1000, 200);
+  await consumer.close();
+  return records;
+}
+
+describe('processor runtime', () => {
+  test('transient failures are retried until they pass, and nothing is committed before', async () => {
+    const log = await logWith(['a', 'b', 'c']);
+    let failuresLeft = 5;
+    const handled: string[] = [];
+    const processor = recordingProcessor(async (batch) => {
+      const committed = await log.committedOffsets('test-group', topic);
+      assert.equal(committed.get(0) ?? 0, 0, 'no commit while the batch still fails');
+      if (failuresLeft-- > 0) throw new TransientError('store unavailable');
+      handled.push(...batch.map((record) => record.value));
+      return { deadLetters: [] };
+    });
+    await runUntil(log, processor, () => handled.length === 3);
+    assert.deepEqual(handled, ['a', 'b', 'c']);
+    assert.equal((await log.committedOffsets('test-group', topic)).get(0), 3);
+  });
+
+  test('a poison record is isolated to the dead-letter topic; the records around it are handled', async () => {
+    const log = await logWith(['ok-1', 'poison', 'ok-2', 'ok-3']);
+    const handled = new Set<string>();
+    const processor = recordingProcessor(async (batch) => {
+      if (batch.some((record) => record.value === 'poison')) throw new Error('cannot parse poison');
+      for (const record of batch) handled.add(record.value);
+      return { deadLetters: [] };
+    });
+    await runUntil(log, processor, () => handled.size === 3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const letters = await readAll(log, `${topic}.dlq`);
+    assert.equal(letters.length, 1);
+    const letter = JSON.parse(letters[0]!.value) as { error: { code: string; message: string }; value: string; source: { offset: number } };
+    assert.deepEqual([letter.value, letter.source.offset, letter.error.code], ['poison', 1, 'handler_failed']);
+    assert.match(letter.error.message, /cannot parse poison/);
+    assert.deepEqual([...handled].sort(), ['ok-1', 'ok-2', 'ok-3']);
+    assert.equal((await log.committedOffsets('test-group', topic)).get(0), 4);
+  });
+
+  test('records the handler reports as dead letters go to the dead-letter topic with its code', async () => {
+    const log = await logWith(['fine', 'bad']);
+    let calls = 0;
+    const processor = recordingProcessor(async (batch) => {
+      calls++;
+      return { deadLetters: batch.filter((r) => r.value === 'bad').map((record) => ({ record, code: 'invalid_format', message: 'not an event' })) };
+    });
+    await runUntil(log, processor, () => calls > 0);
+    const letters = await readAll(log, `${topic}.dlq`);
+    assert.equal(letters.length, 1);
+    assert.equal((JSON.parse(letters[0]!.value) as { error: { code: string } }).error.code, 'invalid_format');
+  });
+
+  test('stop() lets the batch in hand finish and commits it', async () => {
+    const log = await logWith(['slow']);
+    let started = false;
+    let finished = false;
+    const processor = recordingProcessor(async () => {
+      started = true;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      finished = true;
+      return { deadLetters: [] };
+    });
+    const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10 });
+    runtime.start();
+    while (!started) await new Promise((resolve) => setTimeout(resolve, 5));
+    await runtime.stop();
+    assert.equal(finished, true);
+    assert.equal((await log.committedOffsets('test-group', topic)).get(0), 1);
+  });
+
+  test('stop() during endless transient failures leaves the batch uncommitted for redelivery', async () => {
+    const log = await logWith(['stuck']);
+    let attempts = 0;
+    const processor = recordingProcessor(async () => {
+      attempts++;
+      throw new TransientError('still down');
+    });
+    const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, retryBaseDelayMs: 1, retryDelayMsMax: 2 });
+    runtime.start();
+    while (attempts < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    await runtime.stop();
+    assert.equal((await log.committedOffsets('test-group', topic)).get(0) ?? 0, 0);
+  });
+});
