@@ -47,6 +47,7 @@ fresh="${TALLY_ENGINES_FRESH:-1}"          # 1: an engine that is not running st
 mvn="${TALLY_ENGINES_MVN:-mvn}"
 probe_timeout_s=3                          # one readiness probe; the JVMs answer in milliseconds
 kill_wait_s=10                             # after SIGKILL, how long until the process must be gone
+exec_wait_ds=50                            # tenths of a second from fork to the JVM's exec
 java_major_required=17                     # Kafka 4 needs >= 17; Cassandra 5.0 runs on 11 or 17 only
 cassandra_local_dc=datacenter1             # what SimpleSnitch reports
 
@@ -146,6 +147,15 @@ engine_pid() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF " $(main_class "$1") " || return 1
   fi
   echo "$pid"
+}
+
+record_pid() { # name pid: wait until the forked shell has exec'ed the JVM, so engine_pid sees it
+  local name=$1 pid=$2 waited_ds=0
+  echo "$pid" >"$run_dir/$name.pid"
+  while ! engine_pid "$name" >/dev/null && kill -0 "$pid" 2>/dev/null && ((waited_ds < exec_wait_ds)); do
+    sleep 0.1
+    waited_ds=$((waited_ds + 1))
+  done
 }
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -253,7 +263,7 @@ start_kafka() {
   log "starting kafka $kafka_version on 127.0.0.1:$kafka_port"
   nohup "$java" "${options[@]}" -cp "$kafka_lib/*" kafka.Kafka "$conf_dir/kafka-server.properties" \
     >"$logs_dir/kafka.log" 2>&1 </dev/null &
-  echo $! >"$run_dir/kafka.pid"
+  record_pid kafka $!
 }
 
 # ----------------------------------------------------------------------------- cassandra --
@@ -291,7 +301,7 @@ start_cassandra() {
   # MALLOC_ARENA_MAX: conf/cassandra-env.sh caps glibc arenas, which otherwise inflate the RSS
   MALLOC_ARENA_MAX=4 nohup "$java" "${options[@]}" -cp "$cassandra_lib/*" "$(main_class cassandra)" \
     >"$logs_dir/cassandra.log" 2>&1 </dev/null &
-  echo $! >"$run_dir/cassandra.pid"
+  record_pid cassandra $!
 }
 
 # ------------------------------------------------------------------------------ commands --

@@ -1,6 +1,6 @@
 // Builds the HTTP server of one process: health, readiness and metrics always; the collector,
 // query and admin routes per role. Tests call buildApp() and use app.inject() with no open port.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Role, Services } from '../app/services.ts';
 import { installErrorHandling } from './errors.ts';
 import { adminRoutes } from '../admin/routes.ts';
@@ -20,7 +20,8 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
   const loggerInstance: FastifyBaseLogger = services.logger;
   const app = Fastify({
     loggerInstance,
-    disableRequestLogging: true,
+    // Per-request log lines would cost more than the requests at ingest rates; metrics count them.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: services.config.bodyBytesMax,
     requestTimeout: requestTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,

@@ -2,7 +2,7 @@
 // adapter (contiguous offsets, layout epoch, all-or-nothing merge), plus seeded fault injection
 // so the runtime's retry path runs in fast unit tests.
 import { TallyError } from '../../core/errors.ts';
-import { Hll, mergeHllBytes } from '../../core/analytics/hll.ts';
+import { estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
 import { time } from '../../core/limits.ts';
 import { RollupConflictError } from '../../core/ports/rollup-store.ts';
 import type {
@@ -227,7 +227,7 @@ export class MemoryRollupStore implements RollupStore {
       }
       const id = cellId(cell.key);
       const current = stagedGroup.get(id) ?? this.#groups.get(group)?.get(id);
-      stagedGroup.set(id, current ? { key: current.key, value: mergeValues(current.value, cell.value) } : checkedCopy(cell));
+      stagedGroup.set(id, current ? { key: current.key, value: mergeValues(current.value, cell.value) } : copyCell(cell));
     }
     for (const [group, stagedGroup] of staged) {
       let target = this.#groups.get(group);
@@ -281,6 +281,9 @@ function assertCellShape(cell: Cell): void {
   if (!Number.isSafeInteger(value.events) || value.events < 0) throw new RangeError(`cell events must be a non-negative integer, got ${value.events}`);
   if (typeof value.revenue !== 'bigint' || value.revenue > int64Max || value.revenue < int64Min) throw new RangeError('cell revenue must be a 64-bit bigint');
   if (!(value.users instanceof Uint8Array) || !(value.sessions instanceof Uint8Array)) throw new RangeError('cell sketches must be bytes');
+  // Decoding is the cheapest full check hll.ts offers (no allocation): corrupt bytes never reach the store.
+  estimateHllBytes(value.users);
+  estimateHllBytes(value.sessions);
 }
 
 function assertCellInJob(job: ReprocessJob, cell: Cell): void {
@@ -321,13 +324,6 @@ function copyCell(cell: Cell): Cell {
     key: { ...cell.key },
     value: { events: cell.value.events, revenue: cell.value.revenue, users: cell.value.users.slice(), sessions: cell.value.sessions.slice() },
   };
-}
-
-/** A new cell's sketches are parsed once, so corrupt bytes never reach the store. */
-function checkedCopy(cell: Cell): Cell {
-  Hll.fromBytes(cell.value.users);
-  Hll.fromBytes(cell.value.sessions);
-  return copyCell(cell);
 }
 
 function copyBuilding(building: BuildingGeneration): BuildingGeneration {

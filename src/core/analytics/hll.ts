@@ -491,6 +491,7 @@ export class Hll {
     // Decoding validates everything before the first register changes: bad bytes change nothing.
     const decoded = decode(bytes);
     if (decoded.format === 'sparse') {
+      this.#reserve(decoded.pairsCount);
       for (let pair = 0; pair < decoded.pairsCount; pair++) this.#raise(decodedIndexes[pair]!, decodedRanks[pair]!);
       return;
     }
@@ -570,12 +571,27 @@ export class Hll {
 
   /** Doubles the table, or goes dense past sparseEntriesInMemoryMax registers. */
   #grow(): void {
-    const old = this.#table!;
-    if (this.#entries > sparseEntriesInMemoryMax) {
+    if (this.#entries > sparseEntriesInMemoryMax) this.#densify();
+    else this.#rehash(this.#table!.length * 2);
+  }
+
+  /** Sizes the table once for `added` more registers, instead of doubling it step by step. */
+  #reserve(added: number): void {
+    const table = this.#table;
+    if (table === null) return;
+    const entriesMost = this.#entries + added;
+    if (entriesMost > sparseEntriesInMemoryMax) {
       this.#densify();
       return;
     }
-    const table = new Uint32Array(old.length * 2);
+    let slots = table.length;
+    while (entriesMost * 2 > slots) slots *= 2;
+    if (slots > table.length) this.#rehash(slots);
+  }
+
+  #rehash(slots: number): void {
+    const old = this.#table!;
+    const table = new Uint32Array(slots);
     const mask = table.length - 1;
     for (let oldSlot = 0; oldSlot < old.length; oldSlot++) {
       const point = old[oldSlot]!;
