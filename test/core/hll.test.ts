@@ -274,6 +274,26 @@ describe('Hll.merge', () => {
     assert.deepEqual(otherSmall.toBytes(), smallBytes, 'sparse other');
   });
 
+  test('mergeBytes with malformed bytes throws and leaves the sketch unchanged', () => {
+    const sketch = sketchOf('atomic', 0, 40);
+    const before = sketch.toBytes();
+    // Two valid pairs (registers 1 and 3), then a third whose rank is 0.
+    assert.throws(() => sketch.mergeBytes(Uint8Array.of(sparseTag, 14, 3, 0x45, 0x82, 0x01, 0x40)), /pair 2 has rank 0/);
+    assert.deepEqual(sketch.toBytes(), before);
+  });
+
+  test('sketches read from bytes share no state with each other or with the bytes', () => {
+    const firstBytes = sketchOf('shared', 0, 20_000).toBytes();
+    const secondBytes = sketchOf('shared', 50_000, 20_000).toBytes();
+    const first = Hll.fromBytes(firstBytes);
+    const second = Hll.fromBytes(secondBytes);
+    second.add('one more');
+    assert.deepEqual(first.toBytes(), firstBytes);
+    const small = Hll.fromBytes(Uint8Array.of(sparseTag, 14, 1, 0x43));
+    Hll.fromBytes(Uint8Array.of(sparseTag, 14, 1, 0x85, 0x01));
+    assert.deepEqual(small.toBytes(), Uint8Array.of(sparseTag, 14, 1, 0x43));
+  });
+
   test('mergeHllBytes and estimateHllBytes agree with the object methods', () => {
     fc.assert(
       fc.property(sketchSpec, sketchSpec, (leftSpec, rightSpec) => {

@@ -536,7 +536,8 @@ class SqliteConsumer implements LogConsumer {
   #polling = false;
   #closed = false;
   #lastPollMs = 0;
-  #lastHeartbeatMs = 0;
+  /** When a poll last rebalanced; the timer's heartbeats renew leases but never rebalance. */
+  #lastRebalanceMs = 0;
   #readRotation = 0;
 
   constructor(log: SqliteEventLog, options: ConsumerOptions) {
@@ -638,7 +639,8 @@ class SqliteConsumer implements LogConsumer {
     const nowMs = Date.now();
     this.#lastPollMs = nowMs;
     if (!this.#joined) this.#join();
-    if (nowMs - this.#lastHeartbeatMs >= this.#log.heartbeatIntervalMs || this.#lastHeartbeatMs === 0) {
+    if (nowMs - this.#lastRebalanceMs >= this.#log.heartbeatIntervalMs) {
+      this.#lastRebalanceMs = nowMs;
       const heartbeat = this.#heartbeat(nowMs);
       await this.#revokeLost();
       const quota = this.#quota(heartbeat.liveMembers);
@@ -683,7 +685,6 @@ class SqliteConsumer implements LogConsumer {
       const liveMembers = statements.selectLiveMembers.all(group, nowMs).map((row) => textColumn(row, 'member_id'));
       return { held, liveMembers };
     });
-    this.#lastHeartbeatMs = nowMs;
     for (const [key, entry] of this.#owned) {
       if (heartbeat.held.get(key) !== entry.generation) {
         this.#owned.delete(key);

@@ -432,6 +432,12 @@ function encodeRegisters(registers: Uint8Array): Uint8Array {
   return encodeSparse(indexes, ranks, length);
 }
 
+function estimateRegisters(registers: Uint8Array): number {
+  const histogram = histogramScratch.fill(0);
+  for (let index = 0; index < registersCount; index++) histogram[registers[index]!]!++;
+  return estimateFromHistogram(histogram);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The sketch.
 
@@ -473,6 +479,7 @@ export class Hll {
     if (other === this) return;
     const otherTable = other.#table;
     if (otherTable !== null) {
+      this.#reserve(other.#entries);
       for (let slot = 0; slot < otherTable.length; slot++) {
         const point = otherTable[slot]!;
         if (point !== 0) this.#raise(point >>> pointRankBits, point & pointRankMask);
@@ -507,16 +514,12 @@ export class Hll {
   }
 
   estimate(): number {
-    const histogram = histogramScratch.fill(0);
     const table = this.#table;
-    if (table !== null) {
-      histogram[0] = registersCount - this.#entries;
-      for (let slot = 0; slot < table.length; slot++) {
-        if (table[slot] !== 0) histogram[table[slot]! & pointRankMask]!++;
-      }
-    } else {
-      const dense = this.#dense!;
-      for (let index = 0; index < registersCount; index++) histogram[dense[index]!]!++;
+    if (table === null) return estimateRegisters(this.#dense!);
+    const histogram = histogramScratch.fill(0);
+    histogram[0] = registersCount - this.#entries;
+    for (let slot = 0; slot < table.length; slot++) {
+      if (table[slot] !== 0) histogram[table[slot]! & pointRankMask]!++;
     }
     return estimateFromHistogram(histogram);
   }
@@ -627,12 +630,9 @@ export function mergeHllBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** The estimate of a serialized sketch, read straight from its registers. */
 export function estimateHllBytes(bytes: Uint8Array): number {
   const decoded = decode(bytes);
+  if (decoded.format === 'dense') return estimateRegisters(decodedRegisters);
   const histogram = histogramScratch.fill(0);
-  if (decoded.format === 'dense') {
-    for (let index = 0; index < registersCount; index++) histogram[decodedRegisters[index]!]!++;
-  } else {
-    histogram[0] = registersCount - decoded.pairsCount;
-    for (let pair = 0; pair < decoded.pairsCount; pair++) histogram[decodedRanks[pair]!]!++;
-  }
+  histogram[0] = registersCount - decoded.pairsCount;
+  for (let pair = 0; pair < decoded.pairsCount; pair++) histogram[decodedRanks[pair]!]!++;
   return estimateFromHistogram(histogram);
 }

@@ -18,6 +18,9 @@ export function uuidv7(nowMs: number, random: Uint8Array): string {
   return formatUuidV7(nowMs, randA, random.subarray(2, uuidRandomBytes));
 }
 
+/** Ids' worth of random bytes fetched at once: one call per id would dominate the cost. */
+const randomPoolIds = 64;
+
 /**
  * A generator whose ids strictly increase within this process, even for many ids in one
  * millisecond or a clock that steps back: rand_a is a counter (RFC 9562 §6.2, method 1) and its
@@ -26,9 +29,19 @@ export function uuidv7(nowMs: number, random: Uint8Array): string {
 export function createUuidV7Generator(clock: () => number, randomBytes: (count: number) => Uint8Array): () => string {
   let lastMs = -1;
   let counter = 0;
+  let pool = new Uint8Array(0);
+  let poolOffset = 0;
+  const nextRandom = (): Uint8Array => {
+    if (poolOffset + uuidRandomBytes > pool.byteLength) {
+      pool = randomBytes(uuidRandomBytes * randomPoolIds);
+      assertRandom(pool);
+      poolOffset = 0;
+    }
+    poolOffset += uuidRandomBytes;
+    return pool.subarray(poolOffset - uuidRandomBytes, poolOffset);
+  };
   return () => {
-    const random = randomBytes(uuidRandomBytes);
-    assertRandom(random);
+    const random = nextRandom();
     const nowMs = Math.floor(clock());
     if (nowMs > lastMs) {
       lastMs = nowMs;

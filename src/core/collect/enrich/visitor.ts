@@ -1,7 +1,7 @@
 // Visitor identity for the `users` metric without cookies or stored IPs: a keyed hash of
 // (merchant, IP, user agent) under a salt that rotates every UTC day, so a visitor is the same
 // within a day and unlinkable across days and across merchants (the Plausible/Matomo pattern).
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { time } from '../../limits.ts';
 
 /** Shorter server secrets would make the daily salts guessable, and with them the visitors. */
@@ -22,10 +22,25 @@ export function dailySalt(secret: Uint8Array, dayIndex: number): Uint8Array {
   return new Uint8Array(createHmac('sha256', secret).update(`tally-visitor-salt:${dayIndex}`).digest());
 }
 
+/**
+ * Salts as HMAC keys, made once per salt: importing raw key bytes on every call costs several
+ * times the hash itself. Weak, so yesterday's salt and its key are collected together.
+ */
+const keysBySalt = new WeakMap<Uint8Array, KeyObject>();
+
+function keyOf(salt: Uint8Array): KeyObject {
+  let key = keysBySalt.get(salt);
+  if (key === undefined) {
+    key = createSecretKey(salt);
+    keysBySalt.set(salt, key);
+  }
+  return key;
+}
+
 /** `v:` + base64url of the truncated hash; the inputs are never stored. */
 export function visitorHash(salt: Uint8Array, merchantId: string, ip: string | null, userAgent: string | null): string {
   // A JSON array keeps the fields apart: ("ab", "c") and ("a", "bc") hash differently.
-  const digest = createHmac('sha256', salt).update(JSON.stringify([merchantId, ip ?? '', userAgent ?? ''])).digest();
+  const digest = createHmac('sha256', keyOf(salt)).update(JSON.stringify([merchantId, ip ?? '', userAgent ?? ''])).digest();
   return `v:${digest.subarray(0, visitorHashBytes).toString('base64url')}`;
 }
 
