@@ -10,7 +10,7 @@ import type { EventStore } from '../../core/ports/event-store.ts';
 import type { Cell, RollupStore } from '../../core/ports/rollup-store.ts';
 import { Aggregation, filterPredicate, slotIndex } from './aggregate.ts';
 import { parseQuery, type Query } from './parse.ts';
-import { planQuery, type Plan, type RollupSource, type ScanSource } from './plan.ts';
+import { planQuery, type Plan, type RollupSource } from './plan.ts';
 import { pageResults, zeroFillSlots, type QueryResult } from './results.ts';
 import type { DateRange } from './time-range.ts';
 
@@ -54,8 +54,9 @@ export async function executeQuery(query: Query, context: QueryContext, startedM
   const plan = planQuery(query, await context.rollups.layout(), context.merchantId);
   const aggregation = new Aggregation(query.metrics);
   const budget = new ScanBudget(context.scanEventsMax ?? limits.queryScanEventsMax);
-  if (plan.source.kind === 'rollup') await readRollups(query, plan, plan.source, context, aggregation, budget);
-  else await scanOnly(query, plan, plan.source, context, aggregation, budget);
+  await refuseOversizedScan(query, plan, context, budget);
+  if (plan.source.kind === 'rollup') await readRollups(query, plan, plan.source, context, aggregation);
+  for (const range of plan.scans) await scanRange(query, plan, range, context, aggregation, budget);
   for (const slot of zeroFillSlots(query, plan.buckets)) aggregation.touch(slot, []);
   const rows = aggregation.rows();
   const results = pageResults(query, plan.buckets, rows);
@@ -68,7 +69,7 @@ export async function executeQuery(query: Query, context: QueryContext, startedM
   };
 }
 
-async function readRollups(query: Query, plan: Plan, source: RollupSource, context: QueryContext, aggregation: Aggregation, budget: ScanBudget): Promise<void> {
+async function readRollups(query: Query, plan: Plan, source: RollupSource, context: QueryContext, aggregation: Aggregation): Promise<void> {
   if (source.values?.length === 0) return; // `is` filters that share no value match nothing
   const grouped = query.dimensions.includes(source.dimension);
   const predicates = query.filters.map(filterPredicate);
@@ -88,7 +89,6 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
       aggregation.addCell(slotIndex(plan.slotStartsMs, cell.key.bucketMs), grouped ? [value] : [], { ...cell.value, revenue });
     }
   }
-  for (const range of source.scans) await scanRange(query, plan, range, context, aggregation, budget);
 }
 
 /** A cell outside what was asked is an adapter bug: counting it would corrupt the answer. */
@@ -100,16 +100,15 @@ function assertCellAnswers(cell: Cell, merchantId: string, read: DateRange & { g
   }
 }
 
-async function scanOnly(query: Query, plan: Plan, source: ScanSource, context: QueryContext, aggregation: Aggregation, budget: ScanBudget): Promise<void> {
-  // The totals cells count (at least) the events inside the range: refuse before scanning.
-  const batches = await Promise.all(source.preflight.map((read) => context.rollups.readCells({
+/** The totals cells count (at least) the events a scan would read: refuse before scanning. */
+async function refuseOversizedScan(query: Query, plan: Plan, context: QueryContext, budget: ScanBudget): Promise<void> {
+  const batches = await Promise.all(plan.preflight.map((read) => context.rollups.readCells({
     merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
     fromMs: read.fromMs, toMs: read.toMs, dimension: totalDimension,
   })));
   let counted = 0;
   for (const cells of batches) for (const cell of cells) counted += cell.value.events;
   if (counted > budget.eventsMax) throw budget.refusal(query.range, counted);
-  for (const range of source.scans) await scanRange(query, plan, range, context, aggregation, budget);
 }
 
 async function scanRange(query: Query, plan: Plan, range: DateRange, context: QueryContext, aggregation: Aggregation, budget: ScanBudget): Promise<void> {

@@ -23,19 +23,21 @@ export interface RollupSource {
   /** Only these values, when `is` filters name them (their intersection); null for all. */
   readonly values: readonly string[] | null;
   readonly reads: readonly CellRead[];
-  /** Edges no cell fits (sub-hour for most dimensions, sub-minute for totals and event:type). */
-  readonly scans: readonly DateRange[];
 }
 
 export interface ScanSource {
   readonly kind: 'scan';
-  readonly scans: readonly DateRange[];
-  /** Totals cells inside the range: their event count refuses an oversized scan before it starts. */
-  readonly preflight: readonly CellRead[];
 }
 
 export interface Plan {
   readonly source: RollupSource | ScanSource;
+  /**
+   * Raw-event ranges: the whole range for a scan; for rollups the edges no cell fits (sub-hour
+   * for most dimensions, sub-minute for totals and event:type), or all of a minute breakdown.
+   */
+  readonly scans: readonly DateRange[];
+  /** Totals cells inside the scans: their event count refuses an oversized scan before it starts. */
+  readonly preflight: readonly CellRead[];
   /** The time series' buckets; empty without a time dimension. */
   readonly buckets: readonly TimeBucket[];
   /** Where each output slot's data starts (ascending); one slot without a time dimension. */
@@ -54,26 +56,20 @@ const coarseToFine: readonly Granularity[] = ['day', 'hour', 'minute'];
 
 export function planQuery(query: Query, layout: RollupLayout, merchantId: string): Plan {
   const buckets = query.timeDimension === null
-    ? []
+    ? null
     : timeBuckets(query.timeZone, granularityOf(query.timeDimension), query.range, limits.queryBucketsMax);
   const slots = slotRanges(buckets, query.range);
   const spans = generationSpans(layout, merchantId, query.range);
   const dimension = cellDimension(query);
-  if (dimension === null) {
-    const preflight = decompose([query.range], spans, ['day', 'hour']).filter((piece) => piece.kind === 'cells');
-    return {
-      source: { kind: 'scan', scans: [query.range], preflight },
-      buckets,
-      slotStartsMs: slots.map((slot) => slot.fromMs),
-      versions: [],
-    };
-  }
-  const levels = coarseToFine.filter((granularity) => rollupGranularities(dimension).includes(granularity));
+  const levels = dimension === null ? [] : coarseToFine.filter((granularity) => rollupGranularities(dimension).includes(granularity));
   const pieces = decompose(slots, spans, levels);
   const reads = pieces.filter((piece) => piece.kind === 'cells');
+  const scans = pieces.filter((piece) => piece.kind === 'raw');
   return {
-    source: { kind: 'rollup', dimension, values: pushedDownValues(query, dimension), reads, scans: pieces.filter((piece) => piece.kind === 'raw') },
-    buckets,
+    source: dimension === null ? { kind: 'scan' } : { kind: 'rollup', dimension, values: pushedDownValues(query, dimension), reads },
+    scans,
+    preflight: decompose(scans, spans, ['day', 'hour']).filter((piece) => piece.kind === 'cells'),
+    buckets: buckets ?? [],
     slotStartsMs: slots.map((slot) => slot.fromMs),
     versions: logicVersions(layout, reads),
   };
@@ -100,9 +96,9 @@ function pushedDownValues(query: Query, dimension: string): string[] | null {
   return values;
 }
 
-/** Each output slot's data range: its bucket clipped to the query range. */
-function slotRanges(buckets: readonly TimeBucket[], range: DateRange): DateRange[] {
-  if (buckets.length === 0) return [range];
+/** Each output slot's data range: its bucket clipped to the query range; the range without buckets. */
+function slotRanges(buckets: readonly TimeBucket[] | null, range: DateRange): DateRange[] {
+  if (buckets === null) return [range];
   return buckets.map((bucket, index) => ({
     fromMs: Math.max(bucket.startMs, range.fromMs),
     toMs: Math.min(buckets[index + 1]?.startMs ?? range.toMs, range.toMs),

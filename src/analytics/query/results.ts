@@ -33,7 +33,7 @@ export function pageResults(query: Query, buckets: readonly TimeBucket[], rows: 
   rows.sort((a, b) => {
     for (const key of keys) {
       const order = key.compare(a, b);
-      if (order !== 0) return order;
+      if (order !== 0) return key.direction === 'asc' ? order : -order;
     }
     return 0;
   });

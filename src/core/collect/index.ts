@@ -14,7 +14,7 @@ export { parsePageUrl, type PageUrlParts } from './enrich/url.ts';
 export {
   createUserAgentDescriber, describeUserAgent, isBrowserLike, type DeviceClass, type UserAgentInfo,
 } from './enrich/user-agent.ts';
-export { dailySalt, utcDayIndex, visitorHash, visitorIdOf } from './enrich/visitor.ts';
+export { dailySalt, dailySaltSource, utcDayIndex, visitorHash, visitorIdOf } from './enrich/visitor.ts';
 export { LruCache } from './lru.ts';
 export { defaultCollectLimits, type CollectLimits } from './options.ts';
 export { parseEventsBody, type BodyItem, type ParsedBody } from './parse-body.ts';

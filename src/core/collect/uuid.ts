@@ -29,7 +29,7 @@ const randomPoolIds = 64;
 export function createUuidV7Generator(clock: () => number, randomBytes: (count: number) => Uint8Array): () => string {
   let lastMs = -1;
   let counter = 0;
-  let pool = new Uint8Array(0);
+  let pool: Uint8Array = new Uint8Array(0);
   let poolOffset = 0;
   const nextRandom = (): Uint8Array => {
     if (poolOffset + uuidRandomBytes > pool.byteLength) {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dailySalt, utcDayIndex, visitorHash, visitorIdOf } from '../../../src/core/collect/enrich/visitor.ts';
+import { dailySalt, dailySaltSource, utcDayIndex, visitorHash, visitorIdOf } from '../../../src/core/collect/enrich/visitor.ts';
 import { time } from '../../../src/core/limits.ts';
 
 const secret = new Uint8Array(32).fill(7);
@@ -45,6 +45,16 @@ describe('visitor hash', () => {
     const id = visitorHash(dailySalt(secret, 1), 'm1', ip, userAgent);
     assert.match(id, /^v:[A-Za-z0-9_-]{22}$/);
     assert.ok(!id.includes(ip));
+  });
+
+  test('the salt source gives one salt object per UTC day and a new one the next day', () => {
+    const saltAt = dailySaltSource(secret);
+    const first = saltAt(monday + 1);
+    assert.equal(saltAt(monday + time.dayMs - 1), first);
+    assert.deepEqual(first, dailySalt(secret, utcDayIndex(monday)));
+    const next = saltAt(monday + time.dayMs);
+    assert.notDeepEqual(next, first);
+    assert.deepEqual(next, dailySalt(secret, utcDayIndex(monday) + 1));
   });
 
   test('a secret shorter than 16 bytes is refused', () => {

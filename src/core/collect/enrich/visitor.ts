@@ -23,6 +23,23 @@ export function dailySalt(secret: Uint8Array, dayIndex: number): Uint8Array {
 }
 
 /**
+ * The salt for the UTC day of each moment asked about, derived once per day: the collector asks
+ * per request, and the same Uint8Array each day also keeps visitorHash's key cache warm.
+ */
+export function dailySaltSource(secret: Uint8Array): (epochMs: number) => Uint8Array {
+  let day = Number.NaN;
+  let salt: Uint8Array = new Uint8Array(0);
+  return (epochMs) => {
+    const today = utcDayIndex(epochMs);
+    if (today !== day) {
+      salt = dailySalt(secret, today);
+      day = today;
+    }
+    return salt;
+  };
+}
+
+/**
  * Salts as HMAC keys, made once per salt: importing raw key bytes on every call costs several
  * times the hash itself. Weak, so yesterday's salt and its key are collected together.
  */
