@@ -187,7 +187,7 @@ describe('query execute', () => {
     assert.equal(plan.source.kind, 'rollup');
     if (plan.source.kind === 'rollup') {
       assert.deepEqual(new Set(plan.source.reads.map((read) => read.granularity)), new Set(['day', 'hour', 'minute']));
-      assert.equal(plan.source.scans.length, 2, 'a sub-minute raw edge at each end');
+      assert.equal(plan.scans.length, 2, 'a sub-minute raw edge at each end');
     }
     const response = await query(body);
     assert.equal(response.results.length, 1);
@@ -251,7 +251,7 @@ describe('query execute', () => {
     const fromMs = Date.parse('2026-03-27T00:00:00+05:30');
     const body = { metrics: allMetrics, date_range: [iso(fromMs), iso(fromMs + 3 * time.dayMs)], dimensions: ['time:day', 'event:path'], timezone: 'Asia/Kolkata' };
     const plan = planQuery(parseQuery(body, nowMs), await rollups.layout(), shop);
-    assert.ok(plan.source.kind === 'rollup' && plan.source.scans.length > 0);
+    assert.ok(plan.source.kind === 'rollup' && plan.scans.length > 0);
     const response = await query(body);
     const expected = truth({ fromMs, toMs: fromMs + 3 * time.dayMs, key: (event) => `${Math.floor((event.timestampMs - fromMs) / time.dayMs)}|${dimensionValue(event, 'event:path')}` });
     assert.equal(response.meta.total_rows, expected.size);
@@ -412,7 +412,7 @@ describe('query execute', () => {
     const fromMs = startMs + 2 * time.dayMs + 9 * time.hourMs;
     const range = [iso(fromMs), iso(fromMs + 3 * time.hourMs)];
     const pathPlan = planQuery(parseQuery({ metrics: ['events'], date_range: range, dimensions: ['time:minute', 'event:path'] }, nowMs), await rollups.layout(), shop);
-    assert.ok(pathPlan.source.kind === 'rollup' && pathPlan.source.reads.length === 0 && pathPlan.source.scans.length === 1);
+    assert.ok(pathPlan.source.kind === 'rollup' && pathPlan.source.reads.length === 0 && pathPlan.scans.length === 1);
     const response = await query({ metrics: ['events'], date_range: range, dimensions: ['time:minute'] });
     assert.equal(response.results.length, 180);
     response.results.forEach((row, index) => {
@@ -423,6 +423,17 @@ describe('query execute', () => {
     const expected = truth({ fromMs, toMs: fromMs + 3 * time.hourMs, key: (event) => `${iso(Math.floor(event.timestampMs / time.minuteMs) * time.minuteMs).replace('.000Z', '+00:00')}|${dimensionValue(event, 'event:path')}` });
     assert.equal(paths.meta.total_rows, expected.size);
     for (const row of paths.results) assert.equal(row.metrics[0], expected.get(row.dimensions.join('|'))!.events);
+  });
+
+  test('"today" at exactly local midnight is an empty series and a zero total, not an error', async () => {
+    const midnightMs = Date.parse('2026-03-29T00:00:00+01:00');
+    const series = await runQuery({ metrics: ['events'], date_range: 'today', dimensions: ['time:hour'], timezone: 'Europe/Berlin' }, context, midnightMs);
+    assert.deepEqual(series.results, []);
+    assert.equal(series.meta.total_rows, 0);
+    const total = await runQuery({ metrics: ['events', 'users'], date_range: 'today', timezone: 'Europe/Berlin' }, context, midnightMs);
+    assert.deepEqual(total.results, [{ dimensions: [], metrics: [0, 0] }]);
+    const oneHour = await runQuery({ metrics: ['events'], date_range: 'today', dimensions: ['time:hour'], timezone: 'Europe/Berlin' }, context, midnightMs + time.hourMs);
+    assert.deepEqual(oneHour.results, [{ dimensions: ['2026-03-29T00:00:00+01:00'], metrics: [truth({ fromMs: midnightMs, toMs: midnightMs + time.hourMs }).get('')?.events ?? 0] }]);
   });
 
   test('too_many_buckets comes from execution for an hourly series longer than the bucket limit', async () => {
@@ -451,9 +462,10 @@ describe('query execute: the scan bound', () => {
     });
   });
 
-  test('a scan the totals cells already show too large is refused before reading events, with a range suggestion', async () => {
+  /** The memory event store, counting scan calls. */
+  function countingScans(): { store: EventStore; scans: () => number } {
     let scans = 0;
-    const counting: EventStore = {
+    const store: EventStore = {
       putBatch: (items) => events.putBatch(items),
       scan: (request) => {
         scans++;
@@ -462,12 +474,27 @@ describe('query execute: the scan bound', () => {
       ping: () => events.ping(),
       close: () => events.close(),
     };
+    return { store, scans: () => scans };
+  }
+
+  test('a scan the totals cells already show too large is refused before reading events, with a range suggestion', async () => {
+    const { store: counting, scans } = countingScans();
     await assert.rejects(query(scanBody(startMs, endMs), { scanEventsMax: 100, events: counting }), (error: unknown) => {
       assert.ok(error instanceof TallyError && error.code === 'query_too_large');
       assert.match(error.message, /about \d+ (hours|days)/);
       return true;
     });
-    assert.equal(scans, 0);
+    assert.equal(scans(), 0);
+  });
+
+  test('a minute breakdown with no minute cells is refused from the totals cells too, before any scan', async () => {
+    const fromMs = startMs + 2 * time.dayMs;
+    const { store, scans } = countingScans();
+    await assert.rejects(
+      query({ metrics: ['events'], date_range: [iso(fromMs), iso(fromMs + 12 * time.hourMs)], dimensions: ['time:minute', 'event:path'] }, { scanEventsMax: 10, events: store }),
+      (error: unknown) => error instanceof TallyError && error.code === 'query_too_large',
+    );
+    assert.equal(scans(), 0);
   });
 
   test('rollup queries are not limited by the scan bound beyond their raw edges', async () => {

@@ -22,7 +22,8 @@ export interface EventLogFixtureOptions {
 export interface EventLogContractOptions {
   /**
    * A fresh, empty log. Its groups must use short timings (a member silent for about a second
-   * loses its partitions) so the takeover cases finish quickly.
+   * loses its partitions) so the takeover cases finish quickly. `appendQueueRecordsMax`, when
+   * given, bounds the adapter's append queue (the queue-bound case uses 10).
    */
   readonly create: (options?: EventLogFixtureOptions) => Promise<EventLogFixture>;
 }
@@ -62,10 +63,12 @@ export function runEventLogContract(name: string, options: EventLogContractOptio
 
   describe(`EventLog contract: ${name}`, () => {
     describeAppend(withLog);
+    describeAppendUnderLoad(withLog);
     describeTopics(withLog);
     describePoll(withLog);
     describeCommits(withLog);
     describeGroups(withLog);
+    describeHooks(withLog);
     describeLifecycle(withLog);
   });
 }
@@ -113,7 +116,9 @@ function describeAppend(withLog: WithLog): void {
       await assert.rejects(log.append('known', [{ key: 'k', value: 'v' }, notString]), TypeError);
       assert.deepEqual(await log.endOffsets('known'), new Map([[0, 0]]), 'a rejected append stores nothing');
     }));
+}
 
+function describeAppendUnderLoad(withLog: WithLog): void {
   test('2,000 one-record appends fired together all resolve with unique, dense offsets', () =>
     withLog(async ({ log }) => {
       await log.ensureTopic('burst', 4);
@@ -375,7 +380,9 @@ function describeGroups(withLog: WithLog): void {
       await successor.commit([{ topic: 'lease', partition: 0, offset: 5 }]);
       assert.deepEqual(await log.committedOffsets('g', 'lease'), new Map([[0, 5]]));
     }));
+}
 
+function describeHooks(withLog: WithLog): void {
   test('onAssigned runs before records are returned; close runs onRevoked and frees the partitions at once', () =>
     withLog(async ({ log }) => {
       await log.ensureTopic('hooks', 2);

@@ -216,12 +216,18 @@ describe('Hll.merge', () => {
     assertWithin(smallLeft.estimate(), 500, 10, 'union of 0..300 and 200..500');
   });
 
-  test('merging equals adding every value to one sketch (sparse into sparse, sparse into dense, dense into sparse)', () => {
+  test('merging equals adding every value to one sketch, for every mix of sparse and dense, as objects or bytes', () => {
     for (const [leftCount, rightCount] of [[30, 50], [30, 20_000], [20_000, 30], [20_000, 20_000], [600, 600]] as const) {
-      const direct = sketchOf('direct', 0, leftCount + rightCount);
+      const expected = sketchOf('direct', 0, leftCount + rightCount).toBytes();
+      const right = sketchOf('direct', leftCount, rightCount);
       const left = sketchOf('direct', 0, leftCount);
-      left.merge(sketchOf('direct', leftCount, rightCount));
-      assert.deepEqual(left.toBytes(), direct.toBytes(), `${leftCount} + ${rightCount}`);
+      const leftBytes = left.toBytes();
+      left.merge(right);
+      assert.deepEqual(left.toBytes(), expected, `merge ${leftCount} + ${rightCount}`);
+      const viaBytes = sketchOf('direct', 0, leftCount);
+      viaBytes.mergeBytes(right.toBytes());
+      assert.deepEqual(viaBytes.toBytes(), expected, `mergeBytes ${leftCount} + ${rightCount}`);
+      assert.deepEqual(mergeHllBytes(leftBytes, right.toBytes()), expected, `mergeHllBytes ${leftCount} + ${rightCount}`);
     }
   });
 

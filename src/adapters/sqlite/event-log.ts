@@ -198,6 +198,8 @@ export class SqliteEventLog implements EventLog {
   #queuedRecords = 0;
   #windowTimer: ReturnType<typeof setTimeout> | undefined;
   #flushSoon: ReturnType<typeof setImmediate> | undefined;
+  /** performance.now() when the last group commit began: commits start at most once a window. */
+  #lastFlushStartMs = Number.NEGATIVE_INFINITY;
   #groupCommits = 0;
   #recordsAppended = 0;
   /** Set when close begins: no new consumers. */
@@ -413,13 +415,21 @@ export class SqliteEventLog implements EventLog {
     if (this.#closed) throw new LogUnavailableError('the event log is closed');
   }
 
+  /**
+   * Group commits start at most once per window: appends arriving while one is written or within
+   * the window after it began share the next one (one fsync); an idle log writes on the next turn,
+   * so a lone append waits for no window. A full queue is written at once.
+   */
   #scheduleFlush(): void {
-    if (this.#queuedRecords >= this.#groupCommitRecordsMax) {
-      // Enough for one transaction: write on the next turn instead of waiting out the window.
-      this.#flushSoon ??= setImmediate(() => this.#flush());
+    if (this.#flushSoon !== undefined) return;
+    const waitMs = this.#lastFlushStartMs + this.#groupCommitWindowMs - performance.now();
+    if (this.#queuedRecords >= this.#groupCommitRecordsMax || waitMs <= 0) {
+      clearTimeout(this.#windowTimer);
+      this.#windowTimer = undefined;
+      this.#flushSoon = setImmediate(() => this.#flush());
       return;
     }
-    this.#windowTimer ??= setTimeout(() => this.#flush(), this.#groupCommitWindowMs);
+    this.#windowTimer ??= setTimeout(() => this.#flush(), Math.ceil(waitMs));
   }
 
   /** One group commit: every queued append in one transaction, then all their promises settle. */
@@ -431,6 +441,7 @@ export class SqliteEventLog implements EventLog {
     const batch = this.#queue;
     if (batch.length === 0) return;
     const recordCount = this.#queuedRecords;
+    this.#lastFlushStartMs = performance.now();
     this.#queue = [];
     this.#queuedRecords = 0;
     let positions: LogPosition[][];
@@ -617,6 +628,7 @@ class SqliteConsumer implements LogConsumer {
       if (revoked.length > 0 && this.#options.onRevoked !== undefined) await this.#options.onRevoked(revoked.map(partitionOf));
     } finally {
       this.#owned.clear();
+      this.#log.forget(this);
       if (this.#joined) {
         // Released now rather than left to expire: the next member starts without waiting.
         transaction(this.#log.db, () => {
@@ -624,7 +636,6 @@ class SqliteConsumer implements LogConsumer {
           this.#log.statements.deleteMember.run(this.#options.group, this.memberId);
         });
       }
-      this.#log.forget(this);
     }
   }
 

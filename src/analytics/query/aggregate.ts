@@ -5,6 +5,8 @@ import { estimateHllBytes, Hll, hllPoint } from '../../core/analytics/hll.ts';
 import type { MetricName } from '../../core/analytics/dimensions.ts';
 import type { Filter } from './parse.ts';
 
+const noValues: readonly string[] = [];
+
 /** The union of a row's sketches, estimated once. */
 export class SketchUnion {
   readonly #parts: Uint8Array[] = [];
@@ -30,7 +32,7 @@ export class SketchUnion {
     }
     const union = Hll.empty();
     if (this.#live !== null) union.merge(this.#live);
-    for (const bytes of this.#parts) union.merge(Hll.fromBytes(bytes));
+    for (const bytes of this.#parts) union.mergeBytes(bytes);
     this.#estimate = union.estimate();
     return this.#estimate;
   }
@@ -47,13 +49,6 @@ export interface Row {
   readonly sessions: SketchUnion;
 }
 
-export interface Contribution {
-  readonly events: number;
-  readonly revenue: bigint;
-  readonly users: Uint8Array;
-  readonly sessions: Uint8Array;
-}
-
 /** Rows keyed by (slot, values); sketches are collected only for the metrics asked. */
 export class Aggregation {
   readonly #rows = new Map<string, Row>();
@@ -65,13 +60,14 @@ export class Aggregation {
     this.#wantSessions = metrics.includes('sessions');
   }
 
-  /** Adds a rollup cell (or a sum of cells) to its row. */
-  addCell(slot: number, values: readonly string[], contribution: Contribution): void {
-    const row = this.#row(slot, values);
-    row.events += contribution.events;
-    row.revenue += contribution.revenue;
-    if (this.#wantUsers) row.users.addBytes(contribution.users);
-    if (this.#wantSessions) row.sessions.addBytes(contribution.sessions);
+  /** Adds a rollup cell to its row: `value` is the breakdown value, null for a total. */
+  addCell(slot: number, value: string | null, events: number, revenue: bigint, users: Uint8Array, sessions: Uint8Array): void {
+    const key = value === null ? String(slot) : `${slot}|${value.length}:${value}`;
+    const row = this.#rows.get(key) ?? this.#create(key, slot, value === null ? noValues : [value]);
+    row.events += events;
+    row.revenue += revenue;
+    if (this.#wantUsers) row.users.addBytes(users);
+    if (this.#wantSessions) row.sessions.addBytes(sessions);
   }
 
   /** Adds one raw event; a null session counts in no session (as the rollup cells do). */
@@ -96,11 +92,12 @@ export class Aggregation {
     // Length-prefixed values: no separator character can make two keys collide.
     let key = String(slot);
     for (const value of values) key += `|${value.length}:${value}`;
-    let row = this.#rows.get(key);
-    if (!row) {
-      row = { slot, values, events: 0, revenue: 0n, users: new SketchUnion(), sessions: new SketchUnion() };
-      this.#rows.set(key, row);
-    }
+    return this.#rows.get(key) ?? this.#create(key, slot, values);
+  }
+
+  #create(key: string, slot: number, values: readonly string[]): Row {
+    const row: Row = { slot, values, events: 0, revenue: 0n, users: new SketchUnion(), sessions: new SketchUnion() };
+    this.#rows.set(key, row);
     return row;
   }
 }

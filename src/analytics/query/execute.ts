@@ -85,8 +85,9 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
       assertCellAnswers(cell, context.merchantId, read, source.dimension);
       const value = cell.key.value;
       if (!predicates.every((matches) => matches(value))) continue;
-      const revenue = foreignRevenue && value !== context.merchantCurrency ? 0n : cell.value.revenue;
-      aggregation.addCell(slotIndex(plan.slotStartsMs, cell.key.bucketMs), grouped ? [value] : [], { ...cell.value, revenue });
+      const { events, revenue, users, sessions } = cell.value;
+      const counted = foreignRevenue && value !== context.merchantCurrency ? 0n : revenue;
+      aggregation.addCell(slotIndex(plan.slotStartsMs, cell.key.bucketMs), grouped ? value : null, events, counted, users, sessions);
     }
   }
 }

@@ -260,6 +260,11 @@ const decodedIndexes = new Uint16Array(registersCount);
 const decodedRanks = new Uint8Array(registersCount);
 const decodedRegisters = new Uint8Array(registersCount);
 const histogramScratch = new Int32Array(rankMax + 1);
+/** mergeHllBytes keeps the first sketch's pairs here while the second decodes, and joins into merged*. */
+const leftIndexes = new Uint16Array(registersCount);
+const leftRanks = new Uint8Array(registersCount);
+const mergedIndexes = new Uint16Array(registersCount);
+const mergedRanks = new Uint8Array(registersCount);
 /** toBytes sorts a sparse table's points here, then splits them into decodedIndexes/decodedRanks. */
 const pointsScratch = new Uint32Array(sparseEntriesInMemoryMax + 1);
 
@@ -622,9 +627,40 @@ export class Hll {
 
 /** The union of two serialized sketches, serialized; neither input is modified. */
 export function mergeHllBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  // Stores call this per cell per batch, and most cells are sparse: merge-join the pairs directly.
+  const left = decode(a);
+  if (left.format === 'sparse') {
+    const leftCount = left.pairsCount;
+    leftIndexes.set(decodedIndexes.subarray(0, leftCount));
+    leftRanks.set(decodedRanks.subarray(0, leftCount));
+    const right = decode(b);
+    if (right.format === 'sparse') return mergeSparsePairs(leftCount, right.pairsCount);
+  }
   const union = Hll.fromBytes(a);
   union.mergeBytes(b);
   return union.toBytes();
+}
+
+/** Unions leftIndexes/leftRanks with decodedIndexes/decodedRanks, both ascending by index. */
+function mergeSparsePairs(leftCount: number, rightCount: number): Uint8Array {
+  let left = 0;
+  let right = 0;
+  let merged = 0;
+  while (left < leftCount || right < rightCount) {
+    const leftIndex = left < leftCount ? leftIndexes[left]! : registersCount;
+    const rightIndex = right < rightCount ? decodedIndexes[right]! : registersCount;
+    if (leftIndex < rightIndex) {
+      mergedIndexes[merged] = leftIndex;
+      mergedRanks[merged++] = leftRanks[left++]!;
+    } else if (rightIndex < leftIndex) {
+      mergedIndexes[merged] = rightIndex;
+      mergedRanks[merged++] = decodedRanks[right++]!;
+    } else {
+      mergedIndexes[merged] = leftIndex;
+      mergedRanks[merged++] = Math.max(leftRanks[left++]!, decodedRanks[right++]!);
+    }
+  }
+  return encodePairs(mergedIndexes.subarray(0, merged), mergedRanks.subarray(0, merged));
 }
 
 /** The estimate of a serialized sketch, read straight from its registers. */

@@ -1,0 +1,97 @@
+// `npm run bench [-- --only=<name,…>] [--scale=small] [--profile] [--data-cache=<dir>]`: runs the
+// benchmark scenarios against `tally start` in a child process and prints one table of
+// (scenario, target, measured, result). Figures, not pass/fail: the exit code is 0 unless a
+// scenario could not run at all.
+import { availableParallelism, totalmem } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { markdownTable, row, scaleSettings, scales, textTable, type BenchContext, type Row, type ScaleName, type ScenarioReport } from './report.ts';
+import { runSingle } from './scenarios/ingest-single.ts';
+import { runBatch } from './scenarios/ingest-batch.ts';
+import { runUsers } from './scenarios/seed-load-test.ts';
+import { runFreshness } from './scenarios/freshness.ts';
+import { runQueries } from './scenarios/queries.ts';
+import { runReprocessScenario } from './scenarios/reprocess.ts';
+import { Datasets } from './datasets.ts';
+
+type Scenario = (context: BenchContext, datasets: Datasets) => Promise<ScenarioReport>;
+
+/** In the order they run; the query scenario leaves its baseline dataset for reprocess. */
+const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
+  ['single', (context) => runSingle(context)],
+  ['batch', (context) => runBatch(context)],
+  ['users', (context) => runUsers(context)],
+  ['freshness', (context) => runFreshness(context)],
+  ['query', runQueries],
+  ['reprocess', runReprocessScenario],
+]);
+
+const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>] [--markdown]`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      scale: { type: 'string', default: 'full' },
+      profile: { type: 'boolean', default: false },
+      'data-cache': { type: 'string' },
+      markdown: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  if (!(scales as readonly string[]).includes(values.scale)) throw new Error(`--scale must be one of ${scales.join(', ')}\n${usage}`);
+  const chosen = values.only ? values.only.split(',').map((name) => name.trim()) : [...scenarios.keys()];
+  for (const name of chosen) if (!scenarios.has(name)) throw new Error(`unknown scenario "${name}"\n${usage}`);
+
+  const profileDir = values.profile ? resolve('bench-profiles') : null;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const context: BenchContext = {
+    scale: scaleSettings[values.scale as ScaleName],
+    profileDir,
+    dataCacheDir: values['data-cache'] ? resolve(values['data-cache']) : null,
+    log: (message) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`),
+  };
+  const machine = `${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${process.platform}`;
+  context.log(`${machine}; scale ${context.scale.name}; scenarios ${chosen.join(', ')}`);
+
+  const datasets = new Datasets(context);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  let broken = false;
+  try {
+    for (const name of chosen) {
+      try {
+        const report = await scenarios.get(name)!(context, datasets);
+        rows.push(...report.rows);
+        notes.push(...report.notes);
+      } catch (error) {
+        broken = true;
+        const message = error instanceof Error ? error.message : String(error);
+        context.log(`${name} failed: ${error instanceof Error ? (error.stack ?? message) : message}`);
+        rows.push(row(name, '-', message.split('\n')[0]!.slice(0, 120), 'error'));
+      }
+    }
+  } finally {
+    datasets.cleanUp();
+  }
+
+  const out = [`Tally benchmarks — ${new Date().toISOString()} — ${machine} — scale ${context.scale.name}`, '', textTable(rows), '', ...notes.map((note) => `- ${note}`)];
+  if (values.markdown) out.push('', markdownTable(rows));
+  process.stdout.write(`${out.join('\n')}\n`);
+  return broken ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,180 @@
+// Runs what `tally start` runs — every role in one process — as a child process on its own data
+// directory, so the load generator never shares the server's event loop; samples the child's
+// memory (VmRSS) and CPU time from /proc while a scenario runs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const adminToken = 'bench-admin-token-0123456789abcdef';
+const mainScript = new URL('../src/cli/main.ts', import.meta.url).pathname;
+
+/** How long a start may take before the benchmark gives up (a 10 M-event store opens slowly). */
+const readyTimeoutMs = 60_000;
+const readyPollMs = 50;
+/** Graceful stop: drain, commit, close; past this the child is killed. */
+const stopTimeoutMs = 60_000;
+/** Output kept for the error message when the child fails. */
+const outputCharsMax = 8_000;
+/** Kernel clock ticks per second for /proc/<pid>/stat CPU times (USER_HZ is 100 on Linux). */
+const clockTicksPerSecond = 100;
+
+export interface MerchantKeys {
+  readonly merchantId: string;
+  readonly writeKey: string;
+  readonly secretKey: string;
+}
+
+export interface ServerOptions {
+  /** An existing data directory (a loaded dataset); default: a new temporary one, removed on stop. */
+  readonly dataDir?: string;
+  /** Keys of a merchant already in dataDir; default: create one through the admin API. */
+  readonly keys?: MerchantKeys;
+  /** Extra TALLY_* settings. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
+  readonly profileDir?: string | null;
+}
+
+export interface BenchServer {
+  readonly url: string;
+  readonly pid: number;
+  readonly dataDir: string;
+  readonly keys: MerchantKeys;
+  /** Resident memory of the server process now (bytes). */
+  rssBytes(): number;
+  /** User + system CPU seconds the server process has used so far. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<BenchServer> {
+  const ownsDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tally-bench-'));
+  const port = await freePort();
+  const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+  const child = spawn(process.execPath, [...flags, mainScript, 'start'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      TALLY_DATA_DIR: dataDir,
+      TALLY_PORT: String(port),
+      TALLY_HOST: '127.0.0.1',
+      TALLY_ADMIN_TOKEN: adminToken,
+      TALLY_LOG_LEVEL: 'warn',
+      // The benchmark is one key sending as fast as it can: the limiter would measure itself.
+      TALLY_RATE_LIMIT_PER_SECOND: '10000000',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = captureOutput(child);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(url, child, output);
+    const keys = options.keys ?? (await createMerchant(url));
+    const pid = child.pid!;
+    return {
+      url, pid, dataDir, keys,
+      rssBytes: () => readRssBytes(pid),
+      cpuSeconds: () => readCpuSeconds(pid),
+      stop: async () => {
+        await stopChild(child);
+        if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    child.kill('SIGKILL');
+    if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Samples a server's RSS on an interval and keeps the largest value. */
+export function sampleRss(server: BenchServer, intervalMs = 100): { stop(): number } {
+  let maxBytes = server.rssBytes();
+  const timer = setInterval(() => {
+    try {
+      maxBytes = Math.max(maxBytes, server.rssBytes());
+    } catch {
+      // The process is exiting: the samples taken so far stand.
+    }
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return maxBytes;
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function captureOutput(child: ChildProcess): { text: string } {
+  const output = { text: '' };
+  const keep = (chunk: Buffer): void => {
+    output.text = (output.text + chunk.toString('utf8')).slice(-outputCharsMax);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return output;
+}
+
+async function waitReady(url: string, child: ChildProcess, output: { text: string }): Promise<void> {
+  const deadline = Date.now() + readyTimeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`tally start exited with ${child.exitCode}:\n${output.text}`);
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, readyPollMs));
+  }
+  throw new Error(`tally start was not ready within ${readyTimeoutMs} ms:\n${output.text}`);
+}
+
+async function createMerchant(url: string): Promise<MerchantKeys> {
+  const response = await fetch(`${url}/v1/admin/merchants`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Bench Shop', currency: 'USD' }),
+  });
+  const body = (await response.json()) as { id: string; write_key: string; secret_key: string };
+  if (response.status !== 201) throw new Error(`creating the bench merchant failed: ${response.status} ${JSON.stringify(body)}`);
+  return { merchantId: body.id, writeKey: body.write_key, secretKey: body.secret_key };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+function readCpuSeconds(pid: number): number {
+  // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+}
