@@ -22,36 +22,61 @@ export const limits = {
   lateWindowMs: 7 * dayMs,
 
   // Event fields (fixed by the API)
+  /** Room for a UUID or an order number with a prefix; the dedup key stays small. */
   eventIdCharsMax: 64,
+  /** Types are names, not payloads; short keeps rollup keys small. */
   eventTypeCharsMax: 64,
+  /** user_id, anonymous_id, session_id: identifiers, never documents. */
   identityCharsMax: 128,
+  /** Properties per event: each becomes rollup cells, so the count is bounded. */
   propertiesKeysMax: 50,
+  /** A property name is part of a dimension name (prop:<name>). */
   propertyKeyCharsMax: 128,
+  /** A property value is a label to group by, not a blob. */
   propertyStringCharsMax: 1024,
+  /** Longer URLs are not served by common browsers and servers either. */
   urlCharsMax: 2048,
+  /** Page titles beyond this are truncated by browsers' UIs anyway. */
   titleCharsMax: 512,
+  /** Real user agents fit; longer ones are abuse, and the parser's cache keys on them. */
   userAgentCharsMax: 512,
+  /** BCP 47 tags in practice. */
   localeCharsMax: 35,
+  /** An IPv6 address with an embedded IPv4 tail is at most 45 characters. */
+  ipCharsMax: 45,
 
   // Processor runtime
   /** Records handled per poll: bounds memory per batch and the work lost to a crash. */
   pollRecordsMax: 5000,
   /** Attempts for a retryable failure before the record goes to the dead-letter topic. */
   retryAttemptsMax: 8,
+  /** First retry delay; doubles per attempt (full jitter) up to retryDelayMsMax. */
   retryBaseDelayMs: 50,
+  /** Longest wait between retries: a recovered store is noticed within this. */
   retryDelayMsMax: 10_000,
 
-  // Event log (embedded)
+  // Event log
+  /** Partitions of one topic; Kafka's practical per-topic range. */
+  topicPartitionsMax: 1024,
+  /** Kafka's own bound on topic names. */
+  topicNameCharsMax: 249,
+  /** Longest a poll may wait: longer hides a stuck consumer from its heartbeat. */
+  pollWaitMsMax: 60_000,
   /** Appends waiting for one group commit: bounds memory and the latency of the last one in. */
   appendQueueRecordsMax: 50_000,
   /** Group-commit window: appends arriving within it share one fsync. */
   groupCommitWindowMs: 2,
 
   // Query
+  /** Rows one query response may carry (the API's `limit` maximum). */
   queryRowsMax: 10_000,
+  /** Rows when the query names no `limit`. */
   queryRowsDefault: 1000,
+  /** Dimensions per query: more multiply rows without adding insight. */
   queryDimensionsMax: 3,
+  /** Filters per query. */
   queryFiltersMax: 20,
+  /** Values in one filter's list. */
   queryFilterValuesMax: 100,
   /** time:minute is only offered for short ranges: a minute series longer than this is noise. */
   minuteRangeMsMax: 48 * hourMs,
@@ -63,12 +88,15 @@ export const limits = {
   queryScanEventsMax: 2_000_000,
 
   // Reprocessing
+  /** Longest range one reprocessing job may rebuild. */
   reprocessRangeMsMax: 5 * 366 * dayMs,
   /** Raw events read per reprocessing step: bounds memory and the work lost to a crash. */
   reprocessStepEventsMax: 20_000,
 
   // Merchants
+  /** A display name. */
   merchantNameCharsMax: 100,
+  /** Origins per write key: a merchant's sites, not the web. */
   allowedOriginsMax: 50,
 } as const;
 

@@ -48,10 +48,8 @@ export function partitionForKey(key: string, partitions: number): number {
   return (murmur2(utf8.encode(key)) & 0x7fffffff) % partitions;
 }
 
-/** Partitions one topic may have: bounds per-topic state in every adapter. */
-export const topicPartitionsMax = 1024;
-/** Kafka's own bound on topic names, so a name valid here is valid on Kafka too. */
-export const topicNameCharsMax = 249;
+export const topicPartitionsMax = limits.topicPartitionsMax;
+export const topicNameCharsMax = limits.topicNameCharsMax;
 const topicNamePattern = /^[A-Za-z0-9._-]+$/;
 
 /** Throws a RangeError naming the problem when a topic name or partition count is not usable. */
@@ -72,8 +70,7 @@ export function assertTopicName(topic: string): void {
   }
 }
 
-/** Longest a poll may wait: a longer wait would hide a stuck consumer from shutdown and health. */
-export const pollWaitMsMax = 60_000;
+export const pollWaitMsMax = limits.pollWaitMsMax;
 
 export function assertPollArguments(maxRecords: number, maxWaitMs: number): void {
   if (!Number.isSafeInteger(maxRecords) || maxRecords < 1 || maxRecords > limits.pollRecordsMax) {

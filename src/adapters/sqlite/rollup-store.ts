@@ -61,6 +61,7 @@ const createTablesSql = `
     sessions BLOB NOT NULL,
     PRIMARY KEY (merchant_id, generation, granularity, dimension, bucket_ms, value)
   ) STRICT, WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS rollup_cells_by_value ON rollup_cells (merchant_id, generation, granularity, dimension, value, bucket_ms);
   CREATE TABLE IF NOT EXISTS rollup_offsets (
     stream TEXT NOT NULL,
     log_partition INTEGER NOT NULL,
@@ -379,7 +380,7 @@ function prepareStatements(db: DatabaseSync): Statements {
     ),
     // One statement for any number of values: the list travels as one JSON array parameter.
     cellsWithValues: db.prepare(
-      `SELECT * FROM rollup_cells
+      `SELECT * FROM rollup_cells INDEXED BY rollup_cells_by_value
        WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
          AND rollup_cells.value IN (SELECT wanted.value FROM json_each(?) AS wanted)
        ORDER BY bucket_ms, rollup_cells.value`,

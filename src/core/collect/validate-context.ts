@@ -18,8 +18,7 @@ export interface ValidContext {
   readonly ip: string | null;
 }
 
-/** Longest textual IP address: an IPv6 address with an embedded IPv4 tail. */
-const ipCharsMax = 45;
+const ipCharsMax = limits.ipCharsMax;
 const ipPattern = /^[0-9A-Fa-f:.]+$/;
 
 const contextFields: ReadonlySet<string> = new Set(['page', 'user_agent', 'locale', 'ip']);
