@@ -74,10 +74,12 @@ export function runRollupStoreContract(options: RollupStoreContractOptions): voi
   describe(`RollupStore contract: ${options.name}`, () => {
     describeInitialState(withStore);
     describeApplyMerge(withStore);
+    describeApplyProperty(withStore);
     describeApplyGuards(withStore);
     describeAllOrNothing(withStore);
     describeReadCells(withStore);
-    describeReprocessing(withStore);
+    describeReprocessLifecycle(withStore);
+    describeReprocessErrors(withStore);
     describePersistence(options);
   });
 }
@@ -147,7 +149,9 @@ function describeApplyMerge(withStore: WithStore): void {
       assert.equal(await store.appliedOffset('other:events', 0), 2);
       assert.equal(await store.appliedOffset(stream, 2), -1);
     }));
+}
 
+function describeApplyProperty(withStore: WithStore): void {
   test('splitting the same cells into any contiguous batches gives the same cells as one batch', async () => {
     const cellArbitrary = fc.record({
       hour: fc.integer({ min: 0, max: 3 }),
@@ -344,10 +348,15 @@ function describeReadCells(withStore: WithStore): void {
     }));
 }
 
-function describeReprocessing(withStore: WithStore): void {
-  const range = { fromMs: dayStartMs, toMs: dayStartMs + dayMs };
-  const start = (store: RollupStore, id = 'job-1', merchantId = 'm_test') =>
-    store.startReprocess({ id, stream, merchantId, ...range, logicVersion: 'analytics@2', nowMs: 1000 });
+const reprocessRange = { fromMs: dayStartMs, toMs: dayStartMs + dayMs };
+
+function startJob(store: RollupStore, id = 'job-1', merchantId = 'm_test') {
+  return store.startReprocess({ id, stream, merchantId, ...reprocessRange, logicVersion: 'analytics@2', nowMs: 1000 });
+}
+
+function describeReprocessLifecycle(withStore: WithStore): void {
+  const range = reprocessRange;
+  const start = startJob;
 
   test('startReprocess allocates the next generation, snapshots applied offsets as the boundary and bumps the epoch', () =>
     withStore(async ({ store }) => {
@@ -411,6 +420,12 @@ function describeReprocessing(withStore: WithStore): void {
       assert.deepEqual(await store.reprocessJobs(), [done]);
       await assert.rejects(store.apply(batch(0, 0, [], { layoutEpoch: before.epoch })), isConflict('layout'));
     }));
+
+}
+
+function describeReprocessErrors(withStore: WithStore): void {
+  const range = reprocessRange;
+  const start = startJob;
 
   test('a job cannot finish before its range is complete, nor finish or step twice', () =>
     withStore(async ({ store }) => {
