@@ -1,7 +1,6 @@
-// Latency of the query engine's two target queries — a 30-day daily series and the 30-day top 10
-// paths — over rollup cells of ~1 M synthetic events in the memory rollup store. Figures, not
-// pass/fail: `node bench/query-engine.ts [events]`. "engine only" reads through a cache, so the
-// memory adapter's own copying and sorting is left out.
+// Latency of the query engine's two target queries (30-day daily series, 30-day top 10 paths) over
+// the rollup cells of synthetic events in the memory rollup store: `node bench/query-engine.ts
+// [events]`. Figures, not pass/fail; "engine only" reads through a cache to leave out the adapter.
 import { MemoryEventStore } from '../src/adapters/memory/event-store.ts';
 import { MemoryRollupStore } from '../src/adapters/memory/rollup-store.ts';
 import { CellBuilder } from '../src/core/analytics/rollup.ts';

@@ -74,3 +74,32 @@ export function transaction<T>(db: DatabaseSync, fn: () => T): T {
   }
   return result;
 }
+
+export interface SchemaComponent {
+  /** Which store's tables these are, e.g. 'events'. Several stores may share one file. */
+  readonly component: string;
+  readonly version: number;
+  /** Human name for errors, e.g. 'event store'. */
+  readonly label: string;
+  /** Creates the tables of `version` (idempotent statements). */
+  readonly create: (db: DatabaseSync) => void;
+}
+
+/**
+ * Brings one store's tables to this build's schema version, in one transaction. A file written
+ * by a newer build is refused rather than silently misread.
+ */
+export function migrateComponent(db: DatabaseSync, schema: SchemaComponent): void {
+  transaction(db, () => {
+    db.exec('CREATE TABLE IF NOT EXISTS tally_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT');
+    const row = db.prepare('SELECT version FROM tally_schema WHERE component = ?').get(schema.component);
+    const version = row ? Number(row.version) : 0;
+    if (version > schema.version) {
+      throw new Error(`${schema.label}: database schema ${version} is newer than this build's ${schema.version}; upgrade Tally`);
+    }
+    if (version === schema.version) return;
+    schema.create(db);
+    db.prepare('INSERT INTO tally_schema (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version')
+      .run(schema.component, schema.version);
+  });
+}

@@ -5,7 +5,7 @@ import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import { TallyError } from '../../core/errors.ts';
 import type { TrackedEvent } from '../../core/event.ts';
 import type { EventStore, ScanPage, ScanRequest, StoredEvent } from '../../core/ports/event-store.ts';
-import { openDatabase, transaction } from './database.ts';
+import { migrateComponent, openDatabase, transaction } from './database.ts';
 
 export interface SqliteEventStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -168,18 +168,7 @@ export class SqliteEventStore implements EventStore {
 }
 
 function migrate(db: DatabaseSync): void {
-  transaction(db, () => {
-    db.exec('CREATE TABLE IF NOT EXISTS tally_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT');
-    const row = db.prepare('SELECT version FROM tally_schema WHERE component = ?').get(schemaComponent);
-    const version = row ? Number(row.version) : 0;
-    if (version > schemaVersion) {
-      throw new Error(`event store: database schema ${version} is newer than this build's ${schemaVersion}; upgrade Tally`);
-    }
-    if (version === schemaVersion) return;
-    db.exec(createTablesSql);
-    db.prepare('INSERT INTO tally_schema (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version')
-      .run(schemaComponent, schemaVersion);
-  });
+  migrateComponent(db, { component: schemaComponent, version: schemaVersion, label: 'event store', create: (d) => d.exec(createTablesSql) });
 }
 
 function prepareInsert(db: DatabaseSync, rows: number): StatementSync {

@@ -3,7 +3,7 @@
 // key up is one index probe.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { KeyKind, Merchant, MerchantStore, NewMerchant } from '../../core/ports/merchant-store.ts';
-import { openDatabase, transaction } from './database.ts';
+import { migrateComponent, openDatabase, transaction } from './database.ts';
 
 export interface SqliteMerchantStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -117,18 +117,7 @@ export class SqliteMerchantStore implements MerchantStore {
 }
 
 function migrate(db: DatabaseSync): void {
-  transaction(db, () => {
-    db.exec('CREATE TABLE IF NOT EXISTS tally_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT');
-    const row = db.prepare('SELECT version FROM tally_schema WHERE component = ?').get(schemaComponent);
-    const version = row ? Number(row.version) : 0;
-    if (version > schemaVersion) {
-      throw new Error(`merchant store: database schema ${version} is newer than this build's ${schemaVersion}; upgrade Tally`);
-    }
-    if (version === schemaVersion) return;
-    db.exec(createTablesSql);
-    db.prepare('INSERT INTO tally_schema (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version')
-      .run(schemaComponent, schemaVersion);
-  });
+  migrateComponent(db, { component: schemaComponent, version: schemaVersion, label: 'merchant store', create: (d) => d.exec(createTablesSql) });
 }
 
 function rowToMerchant(row: Record<string, unknown>): Merchant {

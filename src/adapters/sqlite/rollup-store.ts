@@ -10,7 +10,7 @@ import type {
   ApplyBatch, BuildingGeneration, Cell, CellRangeRequest, GenerationInfo, Granularity, LayoutOverlay,
   ReprocessJob, ReprocessState, RollupLayout, RollupStore,
 } from '../../core/ports/rollup-store.ts';
-import { openDatabase, transaction } from './database.ts';
+import { migrateComponent, openDatabase, transaction } from './database.ts';
 
 export interface SqliteRollupStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -400,20 +400,14 @@ function prepareStatements(db: DatabaseSync): Statements {
 }
 
 function migrate(db: DatabaseSync, logicVersion: string): void {
-  transaction(db, () => {
-    db.exec('CREATE TABLE IF NOT EXISTS tally_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT');
-    const row = db.prepare('SELECT version FROM tally_schema WHERE component = ?').get(schemaComponent);
-    const version = row ? Number(row.version) : 0;
-    if (version > schemaVersion) {
-      throw new Error(`rollup store: database schema ${version} is newer than this build's ${schemaVersion}; upgrade Tally`);
-    }
-    if (version === schemaVersion) return;
-    db.exec(createTablesSql);
-    // A new store starts with generation 1 as the base, built by the logic of this build.
-    db.prepare('INSERT INTO rollup_generations (generation, logic_version) VALUES (1, ?) ON CONFLICT DO NOTHING').run(logicVersion);
-    db.prepare('INSERT INTO rollup_state (id, epoch, base_generation) VALUES (1, 1, 1) ON CONFLICT DO NOTHING').run();
-    db.prepare('INSERT INTO tally_schema (component, version) VALUES (?, ?) ON CONFLICT (component) DO UPDATE SET version = excluded.version')
-      .run(schemaComponent, schemaVersion);
+  migrateComponent(db, {
+    component: schemaComponent, version: schemaVersion, label: 'rollup store',
+    create(d) {
+      d.exec(createTablesSql);
+      // A new store starts with generation 1 as the base, built by the logic of this build.
+      d.prepare('INSERT INTO rollup_generations (generation, logic_version) VALUES (1, ?) ON CONFLICT DO NOTHING').run(logicVersion);
+      d.prepare('INSERT INTO rollup_state (id, epoch, base_generation) VALUES (1, 1, 1) ON CONFLICT DO NOTHING').run();
+    },
   });
 }
 

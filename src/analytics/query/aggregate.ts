@@ -49,9 +49,10 @@ export interface Row {
   readonly sessions: SketchUnion;
 }
 
-/** Rows keyed by (slot, values); sketches are collected only for the metrics asked. */
+/** Rows by slot, then by their values; sketches are collected only for the metrics asked. */
 export class Aggregation {
-  readonly #rows = new Map<string, Row>();
+  /** One map per slot, keyed by rowKey(values): every row of a query has as many values. */
+  readonly #slots: Map<string, Row>[] = [];
   readonly #wantUsers: boolean;
   readonly #wantSessions: boolean;
 
@@ -62,8 +63,8 @@ export class Aggregation {
 
   /** Adds a rollup cell to its row: `value` is the breakdown value, null for a total. */
   addCell(slot: number, value: string | null, events: number, revenue: bigint, users: Uint8Array, sessions: Uint8Array): void {
-    const key = value === null ? String(slot) : `${slot}|${value.length}:${value}`;
-    const row = this.#rows.get(key) ?? this.#create(key, slot, value === null ? noValues : [value]);
+    const rows = this.#slot(slot);
+    const row = rows.get(value ?? '') ?? this.#create(rows, value ?? '', slot, value === null ? noValues : [value]);
     row.events += events;
     row.revenue += revenue;
     if (this.#wantUsers) row.users.addBytes(users);
@@ -85,21 +86,39 @@ export class Aggregation {
   }
 
   rows(): Row[] {
-    return [...this.#rows.values()];
+    const rows: Row[] = [];
+    for (const slot of this.#slots) if (slot) for (const row of slot.values()) rows.push(row);
+    return rows;
+  }
+
+  #slot(slot: number): Map<string, Row> {
+    let rows = this.#slots[slot];
+    if (!rows) {
+      rows = new Map();
+      this.#slots[slot] = rows;
+    }
+    return rows;
   }
 
   #row(slot: number, values: readonly string[]): Row {
-    // Length-prefixed values: no separator character can make two keys collide.
-    let key = String(slot);
-    for (const value of values) key += `|${value.length}:${value}`;
-    return this.#rows.get(key) ?? this.#create(key, slot, values);
+    const rows = this.#slot(slot);
+    const key = rowKey(values);
+    return rows.get(key) ?? this.#create(rows, key, slot, values);
   }
 
-  #create(key: string, slot: number, values: readonly string[]): Row {
+  #create(rows: Map<string, Row>, key: string, slot: number, values: readonly string[]): Row {
     const row: Row = { slot, values, events: 0, revenue: 0n, users: new SketchUnion(), sessions: new SketchUnion() };
-    this.#rows.set(key, row);
+    rows.set(key, row);
     return row;
   }
+}
+
+/** One value is its own key; several are length-prefixed, so no separator can make keys collide. */
+function rowKey(values: readonly string[]): string {
+  if (values.length <= 1) return values[0] ?? '';
+  let key = '';
+  for (const value of values) key += `${value.length}:${value}|`;
+  return key;
 }
 
 /**

@@ -45,6 +45,7 @@ export interface Query {
 /** A filter value longer than any stored dimension value (URL paths) cannot match anything. */
 export const filterValueCharsMax = limits.urlCharsMax;
 
+/** Unknown fields are refused: a typo ("filter", "timeZone") would otherwise silently change the answer. */
 const knownFields: ReadonlySet<string> = new Set([
   'metrics', 'date_range', 'dimensions', 'filters', 'order_by', 'limit', 'offset', 'timezone',
 ]);

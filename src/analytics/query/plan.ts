@@ -1,7 +1,6 @@
-// Decides how a query is answered: from rollup cells (one dimension's cells, or the totals) or
-// by a bounded raw-event scan; and splits the range into UTC-aligned pieces — whole days, then
-// hours, then minutes where the dimension has them, raw scans for the remaining edges — each
-// read from the generation the layout says serves it.
+// Decides how a query is answered — from one dimension's rollup cells or by a bounded raw scan —
+// and splits its range into UTC-aligned pieces: whole days, then hours, then minutes where the
+// dimension has them, raw scans for the remaining edges; each read from its serving generation.
 import { granularityOf, rollupGranularities, totalDimension } from '../../core/analytics/dimensions.ts';
 import { servingGeneration } from '../../core/analytics/rollup.ts';
 import { limits } from '../../core/limits.ts';

@@ -20,7 +20,11 @@ interface SortKey {
   readonly direction: SortDirection;
 }
 
-/** The rows a time series must show even without data: every bucket, or the one total row. */
+/**
+ * Rows shown even without data: every bucket when time is the only dimension, the one row of a
+ * plain total. With another dimension only combinations that have data appear (zero-filling
+ * every bucket × value would pad a top-N with rows that say nothing).
+ */
 export function zeroFillSlots(query: Query, buckets: readonly TimeBucket[]): number[] {
   if (query.dimensions.some((name) => name !== query.timeDimension)) return [];
   if (query.timeDimension === null) return [0];
