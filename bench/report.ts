@@ -69,7 +69,9 @@ export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
+/** autocannon's histogram holds whole milliseconds: 0 means "under 1 ms". */
 export function formatMs(value: number): string {
+  if (value === 0) return '<1 ms';
   return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(1)} ms`;
 }
 

@@ -2,7 +2,7 @@
 // benchmark scenarios against `tally start` in a child process and prints one table of
 // (scenario, target, measured, result). Figures, not pass/fail: the exit code is 0 unless a
 // scenario could not run at all.
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism, loadavg, totalmem } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -65,10 +65,13 @@ async function main(): Promise<number> {
   let broken = false;
   try {
     for (const name of chosen) {
+      const loadBefore = loadavg()[0]!;
       try {
         const report = await scenarios.get(name)!(context, datasets);
         rows.push(...report.rows);
         notes.push(...report.notes);
+        // Other processes on a 2-core machine move every figure: say how busy it was.
+        notes.push(`${name}: machine load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after (this run's own server and load generator count too)`);
       } catch (error) {
         broken = true;
         const message = error instanceof Error ? error.message : String(error);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const adminToken = 'bench-admin-token-0123456789abcdef';
-const mainScript = process.env.BENCH_SERVER_SCRIPT ?? new URL('../src/cli/main.ts', import.meta.url).pathname; // EXPERIMENT
+const mainScript = new URL('../src/cli/main.ts', import.meta.url).pathname;
 
 /** How long a start may take before the benchmark gives up (a 10 M-event store opens slowly). */
 const readyTimeoutMs = 60_000;
@@ -56,7 +56,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
   const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
   const child = spawn(process.execPath, [...flags, mainScript, 'start'], {
     env: {
-      PATH: process.env.PATH ?? '', ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('EXP_'))), // EXPERIMENT
+      PATH: process.env.PATH ?? '',
       TALLY_DATA_DIR: dataDir,
       TALLY_PORT: String(port),
       TALLY_HOST: '127.0.0.1',

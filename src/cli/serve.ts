@@ -1,6 +1,7 @@
 // Runs one or more roles in this process until SIGTERM/SIGINT, then shuts down gracefully:
 // stop accepting requests and finish those in flight, let the processor finish and commit its
 // batch, flush pending log appends, close the stores.
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Role, Services } from '../app/services.ts';
 import { buildApp } from '../http/app.ts';
@@ -41,7 +42,7 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: draining');
-      const results = await Promise.allSettled([app.close(), runtime?.stop()]);
+      const results = await Promise.allSettled([closeHttp(app), runtime?.stop()]);
       await embedded.close();
       const failed = results.filter((result) => result.status === 'rejected');
       for (const failure of failed) logger.error({ err: (failure as PromiseRejectedResult).reason }, 'shutdown step failed');
@@ -51,6 +52,23 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     process.once('SIGINT', () => void shutdown('SIGINT'));
   });
+}
+
+/** How often a closing server ends keep-alive sockets that went idle after the close began. */
+const idleSweepIntervalMs = 50;
+
+/**
+ * Closes the HTTP server, finishing requests in flight. Node ends idle keep-alive sockets only
+ * when the close begins; a socket whose request was still in flight goes idle afterwards and
+ * would hold the close open until the keep-alive timeout (65 s), so idle sockets are swept until done.
+ */
+async function closeHttp(app: FastifyInstance): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), idleSweepIntervalMs);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
+  }
 }
 
 async function printFirstStart(adminToken: string | null, address: string, services: Services): Promise<void> {

@@ -8,7 +8,7 @@ import { randomInteger, seededRandom, type Random } from '../../src/adapters/mem
 import { openDatabase, transaction } from '../../src/adapters/sqlite/database.ts';
 import { SqliteEventStore } from '../../src/adapters/sqlite/event-store.ts';
 import { analyticsGroup, analyticsStream } from '../../src/analytics/processor.ts';
-import { TallyProcesses, processAdminToken, readMetric, sleep, type TallyChild } from '../support/processes.ts';
+import { TallyProcesses, processAdminToken, readMetric, sleep, withTimeout, type TallyChild } from '../support/processes.ts';
 
 const dayMs = 86_400_000;
 const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
@@ -18,6 +18,11 @@ const batchesSample = 'tally_processor_batch_records_count{processor="analytics"
 const childEnv = { TALLY_RATE_LIMIT_PER_SECOND: '1000000' };
 /** How long a crashed deployment may take to process its backlog, including one session timeout. */
 const catchUpMsMax = 60_000;
+/**
+ * A SIGTERM'd process must be gone well inside an orchestrator's grace period (Kubernetes: 30 s),
+ * or it is SIGKILLed mid-drain. A deadline on the shutdown, not a performance figure.
+ */
+const drainMsMax = 20_000;
 
 /** CRASH_TEST_SEED replays a failing run exactly (the stream and the kill moments; not the OS scheduling). */
 function chooseSeed(t: TestContext): number {
@@ -181,7 +186,11 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
 
   interface CrashReport {
     kills: number;
-    /** Kills after which some partition's rollups were ahead of the group's commit: redelivery had to be skipped. */
+    /** When each kill happened, ms after the crash loop began: printed so a run can be read back. */
+    readonly killedAtMs: number[];
+    /** Kills that left raw events stored but not yet in the rollups: the redelivered copies had to count once. */
+    storedAheadOfRollups: number;
+    /** Kills that left some partition's rollups ahead of the group's commit: the redelivery had to be skipped. */
     appliedAheadOfCommit: number;
     processor: TallyChild;
   }
@@ -192,13 +201,16 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
    * (what the 10 s session timeout does, without waiting for it); the last kill waits it out for real.
    */
   async function crashRepeatedly(processes: TallyProcesses, random: Random, kills: number, streamDone: () => boolean): Promise<CrashReport> {
-    const report: CrashReport = { kills: 0, appliedAheadOfCommit: 0, processor: await processes.start('processor') };
+    const startedMs = performance.now();
+    const report: CrashReport = { kills: 0, killedAtMs: [], storedAheadOfRollups: 0, appliedAheadOfCommit: 0, processor: await processes.start('processor') };
     for (let kill = 1; kill <= kills; kill++) {
       await waitForWork(report.processor, streamDone);
       await sleep(randomInteger(random, 0, 700));
       const exit = await report.processor.kill('SIGKILL');
       assert.equal(exit.signal, 'SIGKILL', 'the processor was killed, not stopped');
       report.kills++;
+      report.killedAtMs.push(Math.round(performance.now() - startedMs));
+      if (storedAheadOfRollups(processes.dataDir)) report.storedAheadOfRollups++;
       if (appliedAheadOfCommit(processes.dataDir)) report.appliedAheadOfCommit++;
       if (kill < kills) expireGroupSessions(processes.dataDir);
       report.processor = await processes.start('processor');
@@ -213,6 +225,19 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
       if (batches !== null && batches > 0) return;
       if (streamDone() && (await readMetric(processor.url, lagSample).catch(() => null)) === 0) return;
       await sleep(20);
+    }
+  }
+
+  function storedAheadOfRollups(dataDir: string): boolean {
+    const store = openDatabase(join(dataDir, 'store.db'));
+    try {
+      const row = store.prepare(
+        'SELECT count(*) AS ahead FROM events e LEFT JOIN rollup_offsets o ON o.stream = ? AND o.log_partition = e.source_partition ' +
+          'WHERE e.source_offset > coalesce(o.applied_offset, -1)',
+      ).get(analyticsStream);
+      return Number(row?.ahead) > 0;
+    } finally {
+      store.close();
     }
   }
 
@@ -297,7 +322,9 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
     const sending = sendStream(collector.url, merchants, batches).finally(() => (streamDone = true));
     const crashing = crashRepeatedly(processes, random, kills, () => streamDone);
     const [, report] = await Promise.all([sending, crashing]);
+    const streamedMs = Math.round(performance.now() - startedMs);
     await waitCaughtUp(report.processor);
+    const caughtUpMs = Math.round(performance.now() - startedMs);
 
     const query = await processes.start('query');
     const truth = groundTruth(batches, fromMs, toMs);
@@ -305,8 +332,9 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
       assert.deepEqual(await queryDays(query, merchant, fromMs, toMs), truth.get(index), `merchant ${index}: [events, revenue] per day`);
     }
     const sent = batches.reduce((sum, batch) => sum + batch.events.length, 0);
-    t.diagnostic(`${sent} events sent (${uniqueEvents} distinct), ${report.kills} SIGKILLs, ` +
-      `${report.appliedAheadOfCommit} of them between a rollup apply and its commit, ${Math.round(performance.now() - startedMs)} ms`);
+    t.diagnostic(`${sent} events sent (${uniqueEvents} distinct), ${report.kills} SIGKILLs at ${report.killedAtMs.join(', ')} ms, ` +
+      `${report.storedAheadOfRollups} left raw events ahead of the rollups, ${report.appliedAheadOfCommit} rollups ahead of the commit; stream and kills done at ${streamedMs} ms, ` +
+      `caught up at ${caughtUpMs} ms, verified at ${Math.round(performance.now() - startedMs)} ms`);
     assert.ok(report.kills >= 4 && report.kills <= 6, `kills: ${report.kills}`);
   });
 });
@@ -428,14 +456,14 @@ describe('graceful stop: SIGTERM of `tally start` drains', () => {
     });
     await sleep(randomInteger(random, 500, 1_000));
     const inFlightAtSignal = inFlight;
-    const exit = await tally.kill('SIGTERM');
+    const exit = await withTimeout(tally.kill('SIGTERM'), drainMsMax, `tally start did not exit within ${drainMsMax} ms of SIGTERM`);
     stopping = true;
     await Promise.all(senders);
     assert.deepEqual(exit, { code: 0, signal: null }, `tally start exits 0 after draining\n${tally.output()}`);
 
     tally = await processes.start('start');
     await waitCaughtUp(tally);
-    assert.deepEqual(await tally.kill('SIGTERM'), { code: 0, signal: null });
+    assert.deepEqual(await withTimeout(tally.kill('SIGTERM'), drainMsMax, 'the second SIGTERM did not drain in time'), { code: 0, signal: null });
     const stored = await storedIds(processes.dataDir, merchant.id);
     t.diagnostic(`${inFlightAtSignal} requests in flight at SIGTERM; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; ` +
       `${acknowledged.size} events acknowledged; ${Math.round(performance.now() - startedMs)} ms`);
