@@ -7,6 +7,7 @@ import {
   Hll,
   HllFormatError,
   estimateHllBytes,
+  estimateUnion,
   hllPoint,
   hllPointOfBytes,
   hllPrecision,
@@ -463,5 +464,35 @@ describe('Hll.fromBytes on malformed input', () => {
 
   test('a value that is not a Uint8Array throws HllFormatError', () => {
     assert.throws(() => Hll.fromBytes([1, 14, 0] as unknown as Uint8Array), HllFormatError);
+  });
+});
+
+describe('estimateUnion', () => {
+  const sketchOf = (values: readonly number[]): Uint8Array => {
+    const sketch = Hll.empty();
+    for (const value of values) sketch.add(`v${value}`);
+    return sketch.toBytes();
+  };
+
+  test('equals merging every part into one sketch, for any mix of sparse and dense parts', () => {
+    fc.assert(fc.property(
+      fc.array(fc.oneof(
+        fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 60 }),
+        fc.integer({ min: 0, max: 3 }).map((offset) => Array.from({ length: 9000 }, (_, i) => i * 4 + offset)),
+      ), { minLength: 1, maxLength: 6 }),
+      (groups) => {
+        const parts = groups.map(sketchOf);
+        const merged = Hll.empty();
+        for (const part of parts) merged.mergeBytes(part);
+        assert.equal(estimateUnion(parts), merged.estimate());
+      },
+    ), { numRuns: 40 });
+  });
+
+  test('a malformed part throws and leaves no trace in the next union', () => {
+    const good = sketchOf([1, 2, 3]);
+    assert.throws(() => estimateUnion([sketchOf(Array.from({ length: 500 }, (_, i) => i)), new Uint8Array([9, 14, 0])]), HllFormatError);
+    assert.equal(estimateUnion([good]), Hll.fromBytes(good).estimate());
+    assert.equal(estimateUnion([]), 0);
   });
 });

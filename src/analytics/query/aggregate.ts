@@ -1,7 +1,7 @@
 // Result rows of a query while it runs: counts and revenue summed, users and sessions kept as
 // the sketches of every piece (cells' bytes, or a live sketch for scanned events) and unioned
 // only when a row's estimate is needed — usually just the rows of the returned page.
-import { estimateHllBytes, Hll, hllPoint } from '../../core/analytics/hll.ts';
+import { estimateHllBytes, estimateUnion, Hll, hllPoint } from '../../core/analytics/hll.ts';
 import type { MetricName } from '../../core/analytics/dimensions.ts';
 import type { Filter } from './parse.ts';
 
@@ -30,10 +30,7 @@ export class SketchUnion {
       this.#estimate = estimateHllBytes(this.#parts[0]!);
       return this.#estimate;
     }
-    const union = Hll.empty();
-    if (this.#live !== null) union.merge(this.#live);
-    for (const bytes of this.#parts) union.mergeBytes(bytes);
-    this.#estimate = union.estimate();
+    this.#estimate = estimateUnion(this.#live === null ? this.#parts : [...this.#parts, this.#live.toBytes()]);
     return this.#estimate;
   }
 }
