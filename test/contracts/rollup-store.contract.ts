@@ -326,6 +326,16 @@ function describeReadCells(withStore: WithStore): void {
       assert.deepEqual(await store.readCells({ ...request, values: [] }), []);
     }));
 
+  test('readCells without sketches returns the same cells and counts, with empty sketches', () =>
+    withStore(async ({ store }) => {
+      await seed(store);
+      const full = await store.readCells(request);
+      const counts = await store.readCells({ ...request, withSketches: false });
+      assert.deepEqual(counts.map((cell) => [cell.key, cell.value.events, cell.value.revenue]), full.map((cell) => [cell.key, cell.value.events, cell.value.revenue]));
+      assert.ok(full.some((cell) => estimateHllBytes(cell.value.users) > 0), 'the seeded cells carry sketches');
+      assert.ok(counts.every((cell) => estimateHllBytes(cell.value.users) === 0 && estimateHllBytes(cell.value.sessions) === 0));
+    }));
+
   test("readCells never returns another merchant's, generation's, granularity's or dimension's cells", () =>
     withStore(async ({ store }) => {
       await seed(store);

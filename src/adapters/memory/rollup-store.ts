@@ -2,7 +2,7 @@
 // adapter (contiguous offsets, layout epoch, all-or-nothing merge), plus seeded fault injection
 // so the runtime's retry path runs in fast unit tests.
 import { TallyError } from '../../core/errors.ts';
-import { estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
+import { Hll, estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
 import { time } from '../../core/limits.ts';
 import { RollupConflictError } from '../../core/ports/rollup-store.ts';
 import type {
@@ -117,7 +117,7 @@ export class MemoryRollupStore implements RollupStore {
     for (const cell of group.values()) {
       if (cell.key.bucketMs < request.fromMs || cell.key.bucketMs >= request.toMs) continue;
       if (wanted && !wanted.has(cell.key.value)) continue;
-      cells.push(copyCell(cell));
+      cells.push(request.withSketches === false ? countsOnly(cell) : copyCell(cell));
     }
     return cells.sort(compareCells);
   }
@@ -324,6 +324,12 @@ function copyCell(cell: Cell): Cell {
     key: { ...cell.key },
     value: { events: cell.value.events, revenue: cell.value.revenue, users: cell.value.users.slice(), sessions: cell.value.sessions.slice() },
   };
+}
+
+const emptySketchBytes = Hll.empty().toBytes();
+
+function countsOnly(cell: Cell): Cell {
+  return { key: { ...cell.key }, value: { events: cell.value.events, revenue: cell.value.revenue, users: emptySketchBytes, sessions: emptySketchBytes } };
 }
 
 function copyBuilding(building: BuildingGeneration): BuildingGeneration {

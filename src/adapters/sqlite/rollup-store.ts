@@ -2,7 +2,7 @@
 // reprocessing jobs in one database, so `apply` merges a batch's cells and moves its partition's
 // watermark in one transaction (the exactly-once step). Sketches merge in SQL via hll_merge().
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
+import { Hll, estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
 import { TallyError } from '../../core/errors.ts';
 import { time } from '../../core/limits.ts';
 import { RollupConflictError } from '../../core/ports/rollup-store.ts';
@@ -125,6 +125,7 @@ interface Statements {
   readonly updateProgress: StatementSync;
   readonly setJobState: StatementSync;
   readonly cellsInRange: StatementSync;
+  readonly countsInRange: StatementSync;
   readonly cellsWithValues: StatementSync;
   readonly upsertCell: StatementSync;
   readonly ping: StatementSync;
@@ -185,7 +186,8 @@ export class SqliteRollupStore implements RollupStore {
       if (request.values.length === 0) return [];
       return this.#readValues(request);
     }
-    return this.#statements.cellsInRange.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
+    const statement = request.withSketches === false ? this.#statements.countsInRange : this.#statements.cellsInRange;
+    return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
   }
 
   async layout(): Promise<RollupLayout> {
@@ -378,6 +380,14 @@ function prepareStatements(db: DatabaseSync): Statements {
        ORDER BY bucket_ms, value`,
       { readBigInts: true },
     ),
+    // The same range without the sketch blobs, for queries that need no users or sessions.
+    countsInRange: db.prepare(
+      `SELECT merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue, NULL AS users, NULL AS sessions
+       FROM rollup_cells
+       WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
+       ORDER BY bucket_ms, value`,
+      { readBigInts: true },
+    ),
     // One statement for any number of values: the list travels as one JSON array parameter.
     cellsWithValues: db.prepare(
       `SELECT * FROM rollup_cells INDEXED BY rollup_cells_by_value
@@ -417,6 +427,9 @@ function mergeSketches(a: unknown, b: unknown): Uint8Array {
   return mergeHllBytes(a, b);
 }
 
+/** What a cell read without sketches carries in their place. */
+const emptySketchBytes = Hll.empty().toBytes();
+
 function rowToCell(row: Record<string, unknown>): Cell {
   return {
     key: {
@@ -427,7 +440,10 @@ function rowToCell(row: Record<string, unknown>): Cell {
       dimension: row.dimension as string,
       value: row.value as string,
     },
-    value: { events: Number(row.events), revenue: row.revenue as bigint, users: row.users as Uint8Array, sessions: row.sessions as Uint8Array },
+    value: {
+      events: Number(row.events), revenue: row.revenue as bigint,
+      users: (row.users as Uint8Array | null) ?? emptySketchBytes, sessions: (row.sessions as Uint8Array | null) ?? emptySketchBytes,
+    },
   };
 }
 

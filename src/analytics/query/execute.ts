@@ -78,6 +78,7 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
   const batches = await Promise.all(source.reads.map((read) => context.rollups.readCells({
     merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
     fromMs: read.fromMs, toMs: read.toMs, dimension: source.dimension, ...(source.values ? { values: source.values } : {}),
+    withSketches: needsSketches(query),
   })));
   for (const [index, cells] of batches.entries()) {
     const read = source.reads[index]!;
@@ -90,6 +91,11 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
       aggregation.addCell(slotIndex(plan.slotStartsMs, cell.key.bucketMs), grouped ? value : null, events, counted, users, sessions);
     }
   }
+}
+
+/** Sketch blobs are most of a cell's bytes: read them only for users or sessions. */
+function needsSketches(query: Query): boolean {
+  return query.metrics.includes('users') || query.metrics.includes('sessions');
 }
 
 /** A cell outside what was asked is an adapter bug: counting it would corrupt the answer. */
@@ -105,7 +111,7 @@ function assertCellAnswers(cell: Cell, merchantId: string, read: DateRange & { g
 async function refuseOversizedScan(query: Query, plan: Plan, context: QueryContext, budget: ScanBudget): Promise<void> {
   const batches = await Promise.all(plan.preflight.map((read) => context.rollups.readCells({
     merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
-    fromMs: read.fromMs, toMs: read.toMs, dimension: totalDimension,
+    fromMs: read.fromMs, toMs: read.toMs, dimension: totalDimension, withSketches: false,
   })));
   let counted = 0;
   for (const cells of batches) for (const cell of cells) counted += cell.value.events;

@@ -52,6 +52,11 @@ export interface CellRangeRequest {
   readonly dimension: string;
   /** When given, only these values of the dimension. */
   readonly values?: readonly string[];
+  /**
+   * False when the caller needs no users/sessions: the sketches are then returned empty and not
+   * read, which is most of the cost of a read (default true).
+   */
+  readonly withSketches?: boolean;
 }
 
 /** Which generation serves which time range, per merchant ('*' = every merchant). */
