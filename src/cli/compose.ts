@@ -44,6 +44,8 @@ export interface EmbeddedOptions {
   readonly now?: () => number;
   /** On a first start without TALLY_ADMIN_TOKEN, generate one (tally start does). */
   readonly generateAdminToken?: boolean;
+  /** False in a worker thread: process-wide metrics are collected once, by the main thread. */
+  readonly processMetrics?: boolean;
 }
 
 export async function openEmbedded(config: Config, options: EmbeddedOptions = {}): Promise<Embedded> {
@@ -58,7 +60,9 @@ export async function openEmbedded(config: Config, options: EmbeddedOptions = {}
   const events = SqliteEventStore.create({ db: storeDb });
   const rollups = SqliteRollupStore.create({ db: storeDb, logicVersion: rules.logicVersion });
   const merchants = SqliteMerchantStore.create({ db: storeDb });
-  const metrics = new TallyMetrics({ log, lagSources: [{ processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] }] });
+  const metrics = new TallyMetrics({
+    log, lagSources: [{ processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] }], processMetrics: options.processMetrics ?? true,
+  });
   const services: Services = {
     config, logger, log, events, rollups, merchants, rules, metrics,
     geo: openGeoLookup(config.geoipDatabase),

@@ -10,6 +10,7 @@ import { AnalyticsProcessor } from '../analytics/processor.ts';
 import { resumeReprocessJobs } from '../admin/routes.ts';
 import { createMerchant } from '../admin/merchants.ts';
 import { openEmbedded } from './compose.ts';
+import { startProcessorThread } from './processor-thread.ts';
 
 export interface ServeOptions {
   /** `tally start` on an empty data directory creates a demo merchant and prints how to use it. */
@@ -21,13 +22,21 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
   const { services } = embedded;
   const logger = services.logger;
   const app = await buildApp({ services, roles });
-  let runtime: ProcessorRuntime | null = null;
+  let runtime: { stop(): Promise<void> } | null = null;
   if (roles.includes('processor')) {
-    const processor = new AnalyticsProcessor({
-      events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
-    });
-    runtime = new ProcessorRuntime({ log: services.log, processor, logger, observer: services.metrics });
-    runtime.start();
+    if (roles.length > 1) {
+      // Sharing the process with HTTP roles: the processor gets a thread (a core) of its own.
+      const thread = startProcessorThread(config, logger);
+      services.metrics.addSource(() => thread.metrics());
+      runtime = thread;
+    } else {
+      const processor = new AnalyticsProcessor({
+        events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
+      });
+      const inline = new ProcessorRuntime({ log: services.log, processor, logger, observer: services.metrics });
+      inline.start();
+      runtime = inline;
+    }
     await resumeReprocessJobs(services);
   }
   const address = await app.listen({ host: config.host, port: config.port });

@@ -40,7 +40,7 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
     return { status: 'ready' };
   });
   app.get('/metrics', async (_request, reply) => {
-    const body = await services.metrics.registry.metrics();
+    const body = await services.metrics.exposition();
     return reply.type(services.metrics.registry.contentType).send(body);
   });
 

@@ -2,11 +2,14 @@
 // events accepted and rejected by code, processor batches, lag (records and seconds), freshness
 // (now − arrival of the newest processed event) and in-flight work. Lag is read from the log at
 // scrape time, so it is right even when the processor is stuck.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ConsumedRecord, EventLog } from '../core/ports/event-log.ts';
 import type { RuntimeObserver } from '../runtime/processor-runtime.ts';
 import type { AnalyticsObserver } from '../analytics/processor.ts';
 import type { DeadLetter } from '../runtime/processor.ts';
+
+/** Both lag gauges of one scrape share a read of the log made within this window. */
+const lagReadReuseMs = 500;
 
 export interface LagSource {
   readonly processor: string;
@@ -14,8 +17,12 @@ export interface LagSource {
   readonly topics: readonly string[];
 }
 
+/** Metrics of another thread of this process (the processor worker), as prom-client JSON. */
+export type MetricsSource = () => Promise<MetricObjectWithValues<MetricValue<string>>[]>;
+
 export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
   readonly registry = new Registry();
+  readonly #sources: MetricsSource[] = [];
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   readonly httpInFlight: Gauge;
@@ -29,11 +36,13 @@ export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
   readonly processedEvents: Counter<'outcome'>;
   #newestReceivedMs = 0;
   readonly #lastAppendedMs = new Map<string, number>();
+  #lagRead: { atMs: number; lag: Map<string, number> } | null = null;
 
-  constructor(options: { log: EventLog; lagSources: readonly LagSource[]; now?: () => number }) {
+  constructor(options: { log: EventLog; lagSources: readonly LagSource[]; now?: () => number; processMetrics?: boolean }) {
     const registers = [this.registry];
     const now = options.now ?? Date.now;
-    collectDefaultMetrics({ register: this.registry });
+    // Process-wide metrics (CPU, memory, event loop) once per process, not once per thread.
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({ name: 'tally_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'method', 'status'], registers });
     this.httpDuration = new Histogram({
       name: 'tally_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status'], registers,
@@ -51,22 +60,51 @@ export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
     const self = this;
     new Gauge({
       name: 'tally_analytics_freshness_seconds', help: 'Now minus the arrival time of the newest processed event', registers,
+      // Threads that process nothing report 0; the one that does reports the truth.
+      aggregator: 'max',
       collect() {
         this.set(self.#newestReceivedMs === 0 ? 0 : Math.max(0, (now() - self.#newestReceivedMs) / 1000));
       },
     });
-    const lagRecords = new Gauge({ name: 'tally_processor_lag_records', help: 'Records appended but not yet committed by the group', labelNames: ['processor'], registers });
+    // Every thread reads the same lag from the log: merged by max, not summed. One read of the
+    // log serves both gauges of a scrape.
+    const lagNow = async (): Promise<Map<string, number>> => {
+      const cached = self.#lagRead;
+      if (cached && now() - cached.atMs < lagReadReuseMs) return cached.lag;
+      const lag = new Map<string, number>();
+      for (const source of options.lagSources) lag.set(source.processor, await lagOf(options.log, source).catch(() => Number.NaN));
+      self.#lagRead = { atMs: now(), lag };
+      return lag;
+    };
+    new Gauge({
+      name: 'tally_processor_lag_records', help: 'Records appended but not yet committed by the group', labelNames: ['processor'], registers,
+      aggregator: 'max',
+      async collect() {
+        for (const [processor, records] of await lagNow()) this.set({ processor }, records);
+      },
+    });
     new Gauge({
       name: 'tally_processor_lag_seconds', help: 'Age of the last handled record while there is lag; 0 when caught up', labelNames: ['processor'], registers,
+      aggregator: 'max',
       async collect() {
-        for (const source of options.lagSources) {
-          const records = await lagOf(options.log, source).catch(() => Number.NaN);
-          lagRecords.set({ processor: source.processor }, records);
-          const last = self.#lastAppendedMs.get(source.processor);
-          this.set({ processor: source.processor }, records > 0 && last ? (now() - last) / 1000 : 0);
+        for (const [processor, records] of await lagNow()) {
+          const last = self.#lastAppendedMs.get(processor);
+          this.set({ processor }, records > 0 && last ? (now() - last) / 1000 : 0);
         }
       },
     });
+  }
+
+  /** Adds another thread's metrics to this process's exposition. */
+  addSource(source: MetricsSource): void {
+    this.#sources.push(source);
+  }
+
+  /** The Prometheus text of this thread plus every added source, merged metric by metric. */
+  async exposition(): Promise<string> {
+    if (this.#sources.length === 0) return this.registry.metrics();
+    const parts = await Promise.all([this.registry.getMetricsAsJSON(), ...this.#sources.map((source) => source().catch(() => []))]);
+    return AggregatorRegistry.aggregate(parts).metrics();
   }
 
   batchHandled(processor: string, records: readonly ConsumedRecord[], durationMs: number): void {

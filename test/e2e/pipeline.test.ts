@@ -187,6 +187,21 @@ describe('embedded pipeline end to end', () => {
     assert.equal(result.results.reduce((sum, r) => sum + r.metrics[0]!, 0), truth.length);
   });
 
+  test('/metrics reports accepted and rejected events by code, processing, lag and freshness', async () => {
+    await tally.waitCaughtUp();
+    const response = await tally.app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(response.statusCode, 200);
+    const value = (pattern: RegExp): number => Number(pattern.exec(response.body)?.[1] ?? Number.NaN);
+    const sent = merchants.a.truth.length + merchants.b.truth.length;
+    assert.ok(value(/^tally_events_accepted_total (\d+)$/m) >= sent + 120, 'accepted counts every 202-ed event, resends included');
+    assert.equal(value(/^tally_events_rejected_total\{code="timestamp_too_old"\} (\d+)$/m), 1);
+    assert.equal(value(/^tally_processor_lag_records\{processor="analytics"\} (\d+)$/m), 0);
+    assert.ok(value(/^tally_analytics_events_processed_total\{outcome="counted"\} (\d+)$/m) >= sent);
+    assert.ok(value(/^tally_analytics_events_processed_total\{outcome="duplicate"\} (\d+)$/m) >= 120, 'resends seen as duplicates');
+    assert.ok(value(/^tally_analytics_freshness_seconds ([\d.e+-]+)$/m) >= 0);
+    assert.match(response.body, /^tally_http_request_duration_seconds_bucket\{le="0.005",route="\/v1\/events",method="POST",status="202"\} \d+$/m);
+  });
+
   test('a merchant sees only its own data, and keys are confined to their job', async () => {
     const b = await query(merchants.b.secretKey, { metrics: ['events'], date_range: range, filters: [['is_not', 'event:type', ['marker_event']]] });
     assert.equal(b.results[0]?.metrics[0], merchants.b.truth.length);

@@ -1,0 +1,41 @@
+// Worker-thread entry of the processor role when `tally start` runs every role in one process:
+// the processor's synchronous SQLite work gets its own core instead of stalling HTTP requests.
+// It opens its own connections to the same files; the main thread asks it for metrics and
+// tells it when to stop (drain, commit, close).
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/config.ts';
+import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
+import { AnalyticsProcessor } from '../analytics/processor.ts';
+import { openEmbedded } from './compose.ts';
+
+export type ToWorker = { readonly type: 'metrics'; readonly id: number } | { readonly type: 'stop' };
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown }
+  | { readonly type: 'stopped' };
+
+const port = parentPort;
+if (!port) throw new Error('processor-worker.ts runs only as a worker thread');
+
+const { config } = workerData as { config: Config };
+const embedded = await openEmbedded(config, { processMetrics: false });
+const { services } = embedded;
+const processor = new AnalyticsProcessor({
+  events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
+});
+const runtime = new ProcessorRuntime({ log: services.log, processor, logger: services.logger, observer: services.metrics });
+runtime.start();
+port.postMessage({ type: 'ready' } satisfies FromWorker);
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'metrics') {
+    void services.metrics.registry.getMetricsAsJSON().then((metrics) => port.postMessage({ type: 'metrics', id: message.id, metrics } satisfies FromWorker));
+    return;
+  }
+  void runtime.stop()
+    .finally(() => embedded.close())
+    .then(() => {
+      port.postMessage({ type: 'stopped' } satisfies FromWorker);
+      port.close();
+    });
+});
