@@ -85,8 +85,9 @@ async function waitCaughtUp(processor: TallyChild, timeoutMs = catchUpMsMax): Pr
   const deadline = Date.now() + timeoutMs;
   let zeros = 0;
   while (zeros < 2) {
-    if (Date.now() > deadline) {
-      throw new Error(`the processor did not catch up within ${timeoutMs} ms\n--- processor output ---\n${processor.output()}`);
+    if (Date.now() > deadline || !processor.running()) {
+      const why = processor.running() ? `did not catch up within ${timeoutMs} ms` : 'exited';
+      throw new Error(`the processor ${why}\n--- processor output ---\n${processor.output()}`);
     }
     const lag = await readMetric(processor.url, lagSample).catch(() => null);
     zeros = lag === 0 ? zeros + 1 : 0;
@@ -207,7 +208,7 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
       await waitForWork(report.processor, streamDone);
       await sleep(randomInteger(random, 0, 700));
       const exit = await report.processor.kill('SIGKILL');
-      assert.equal(exit.signal, 'SIGKILL', 'the processor was killed, not stopped');
+      assert.equal(exit.signal, 'SIGKILL', `the processor was killed, not stopped on its own\n${report.processor.output()}`);
       report.kills++;
       report.killedAtMs.push(Math.round(performance.now() - startedMs));
       if (storedAheadOfRollups(processes.dataDir)) report.storedAheadOfRollups++;
@@ -221,6 +222,7 @@ describe('processor crashes: SIGKILL at random moments while events flow', () =>
   /** Until this processor has handled a batch, or there is nothing left to handle. */
   async function waitForWork(processor: TallyChild, streamDone: () => boolean): Promise<void> {
     for (;;) {
+      if (!processor.running()) assert.fail(`the processor exited on its own\n${processor.output()}`);
       const batches = await readMetric(processor.url, batchesSample).catch(() => null);
       if (batches !== null && batches > 0) return;
       if (streamDone() && (await readMetric(processor.url, lagSample).catch(() => null)) === 0) return;
@@ -432,16 +434,19 @@ describe('graceful stop: SIGTERM of `tally start` drains', () => {
     const random = seededRandom(seed);
     const startedMs = performance.now();
     let tally = await processes.start('start');
-    const merchant = await createMerchant(tally.url, 'shop');
+    const { url } = tally;
+    const merchant = await createMerchant(url, 'shop');
     const acknowledged = new Set<string>();
+    /** Outcome counts keyed by when the request was sent relative to the signal (diagnostics). */
     const outcomes = new Map<string, number>();
-    let stopping = false;
+    let signalled = false;
     let inFlight = 0;
     const senders = Array.from({ length: 20 }, async (_, worker) => {
-      for (let sequence = 0; !stopping; sequence++) {
+      for (let sequence = 0; ; sequence++) {
         const events = Array.from({ length: 10 }, (_, index) => makeEvent(random, `w${worker}-${sequence}-${index}`, Date.now(), dayMs));
+        const phase = signalled ? 'sent after SIGTERM' : 'sent before SIGTERM';
         inFlight++;
-        const outcome = await postEvents(tally.url, merchant.writeKey, events).then(
+        const outcome = await postEvents(url, merchant.writeKey, events).then(
           async (response) => {
             if (response.status === 202) for (const event of events) acknowledged.add(event.id);
             await response.body?.cancel();
@@ -450,23 +455,25 @@ describe('graceful stop: SIGTERM of `tally start` drains', () => {
           () => 'no answer',
         );
         inFlight--;
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        outcomes.set(`${phase}: ${outcome}`, (outcomes.get(`${phase}: ${outcome}`) ?? 0) + 1);
         if (outcome !== '202') return;
       }
     });
     await sleep(randomInteger(random, 500, 1_000));
     const inFlightAtSignal = inFlight;
+    signalled = true;
     const exit = await withTimeout(tally.kill('SIGTERM'), drainMsMax, `tally start did not exit within ${drainMsMax} ms of SIGTERM`);
-    stopping = true;
     await Promise.all(senders);
     assert.deepEqual(exit, { code: 0, signal: null }, `tally start exits 0 after draining\n${tally.output()}`);
+    const storedBeforeRestart = await storedIds(processes.dataDir, merchant.id);
+    const processedBeforeExit = [...acknowledged].filter((id) => storedBeforeRestart.has(id)).length;
 
     tally = await processes.start('start');
     await waitCaughtUp(tally);
     assert.deepEqual(await withTimeout(tally.kill('SIGTERM'), drainMsMax, 'the second SIGTERM did not drain in time'), { code: 0, signal: null });
     const stored = await storedIds(processes.dataDir, merchant.id);
-    t.diagnostic(`${inFlightAtSignal} requests in flight at SIGTERM; outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; ` +
-      `${acknowledged.size} events acknowledged; ${Math.round(performance.now() - startedMs)} ms`);
+    t.diagnostic(`${inFlightAtSignal} requests in flight at SIGTERM; ${JSON.stringify(Object.fromEntries(outcomes))}; ` +
+      `${acknowledged.size} events acknowledged, ${processedBeforeExit} of them processed before the exit; ${Math.round(performance.now() - startedMs)} ms`);
     assert.ok(acknowledged.size > 0 && inFlightAtSignal > 0, 'the signal came while events were being acknowledged');
     const lost = [...acknowledged].filter((id) => !stored.has(id));
     assert.deepEqual(lost, [], `${lost.length} acknowledged events are missing`);

@@ -34,6 +34,8 @@ export interface TallyChild {
   readonly exited: Promise<ChildExit>;
   /** Sends `signal` and waits for the exit. */
   kill(signal: 'SIGKILL' | 'SIGTERM'): Promise<ChildExit>;
+  /** False once the process has exited, for whatever reason. */
+  running(): boolean;
   /** The last stdout and stderr lines, for assertion messages. */
   output(): string;
 }
@@ -87,21 +89,9 @@ export class TallyProcesses {
         if (child.exitCode === null && child.signalCode === null) child.kill(signal);
         return exited;
       },
+      running: () => child.exitCode === null && child.signalCode === null,
       output: () => output.text(),
     };
-  }
-
-  /** Runs a one-shot command (`merchants create …`) on the same data directory. */
-  async run(args: readonly string[]): Promise<{ exit: ChildExit; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [mainPath, ...args], { cwd: repositoryRoot, env: this.#childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    this.#children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exit = await new Promise<ChildExit>((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
-    this.#children.delete(child);
-    return { exit, stdout, stderr };
   }
 
   /** SIGKILLs every child still running, waits for them, and removes the data directory. */
