@@ -2,8 +2,11 @@
 // adapter (contiguous offsets, layout epoch, all-or-nothing merge), plus seeded fault injection
 // so the runtime's retry path runs in fast unit tests.
 import { TallyError } from '../../core/errors.ts';
-import { Hll, estimateHllBytes, mergeHllBytes } from '../../core/analytics/hll.ts';
-import { time } from '../../core/limits.ts';
+import {
+  assertCell, assertCellInJob, assertOffsetRange, assertReprocessInput, assertStep, mergeCellValues,
+  type ReprocessStepInput, type StartReprocessInput,
+} from '../../core/ports/rollup-store-rules.ts';
+import { Hll } from '../../core/analytics/hll.ts';
 import { RollupConflictError } from '../../core/ports/rollup-store.ts';
 import type {
   ApplyBatch, BuildingGeneration, Cell, CellKey, CellRangeRequest, CellValue, GenerationInfo, Granularity,
@@ -23,25 +26,6 @@ export interface MemoryRollupStoreOptions {
   readonly faults?: MemoryRollupFaults;
 }
 
-export interface StartReprocessInput {
-  readonly id: string;
-  readonly stream: string;
-  readonly merchantId: string;
-  readonly fromMs: number;
-  readonly toMs: number;
-  readonly logicVersion: string;
-  readonly nowMs: number;
-}
-
-export interface ReprocessStepInput {
-  readonly jobId: string;
-  readonly cells: readonly Cell[];
-  readonly doneThroughMs: number;
-  readonly eventsDone: number;
-  readonly eventsTotal: number | null;
-  readonly nowMs: number;
-}
-
 interface JobRecord {
   job: ReprocessJob;
   readonly building: BuildingGeneration;
@@ -50,9 +34,6 @@ interface JobRecord {
 /** Cells of one (merchant, generation, granularity, dimension): the unit readCells serves. */
 type CellGroup = Map<string, Cell>;
 
-const granularityMs: Readonly<Record<Granularity, number>> = { minute: time.minuteMs, hour: time.hourMs, day: time.dayMs };
-const int64Max = 2n ** 63n - 1n;
-const int64Min = -(2n ** 63n);
 
 export class MemoryRollupStore implements RollupStore {
   readonly #groups = new Map<string, CellGroup>();
@@ -227,7 +208,7 @@ export class MemoryRollupStore implements RollupStore {
       }
       const id = cellId(cell.key);
       const current = stagedGroup.get(id) ?? this.#groups.get(group)?.get(id);
-      stagedGroup.set(id, current ? { key: current.key, value: mergeValues(current.value, cell.value) } : copyCell(cell));
+      stagedGroup.set(id, current ? { key: current.key, value: mergeCellValues(current.value, cell.value) } : copyCell(cell));
     }
     for (const [group, stagedGroup] of staged) {
       let target = this.#groups.get(group);
@@ -247,7 +228,7 @@ export class MemoryRollupStore implements RollupStore {
   }
 
   #assertCell(cell: Cell): void {
-    assertCellShape(cell);
+    assertCell(cell);
     if (!this.#generations.has(cell.key.generation)) throw new RangeError(`cell names unknown generation ${cell.key.generation}`);
   }
 
@@ -256,54 +237,6 @@ export class MemoryRollupStore implements RollupStore {
   }
 }
 
-function mergeValues(a: CellValue, b: CellValue): CellValue {
-  const revenue = a.revenue + b.revenue;
-  if (revenue > int64Max || revenue < int64Min) throw new RangeError('cell revenue exceeds 64-bit integer range');
-  return { events: a.events + b.events, revenue, users: mergeHllBytes(a.users, b.users), sessions: mergeHllBytes(a.sessions, b.sessions) };
-}
-
-function assertOffsetRange(batch: ApplyBatch): void {
-  if (!Number.isSafeInteger(batch.partition) || batch.partition < 0) throw new RangeError(`apply needs a partition number, got ${batch.partition}`);
-  if (!Number.isSafeInteger(batch.fromOffset) || !Number.isSafeInteger(batch.throughOffset) || batch.fromOffset < 0 || batch.throughOffset < batch.fromOffset) {
-    throw new RangeError(`apply needs 0 <= fromOffset <= throughOffset, got [${batch.fromOffset}, ${batch.throughOffset}]`);
-  }
-}
-
-/** A malformed cell is a bug in the caller: it crashes the apply before anything changes. */
-function assertCellShape(cell: Cell): void {
-  const { key, value } = cell;
-  const size = granularityMs[key.granularity];
-  if (size === undefined) throw new RangeError(`unknown granularity ${String(key.granularity)}`);
-  if (!Number.isSafeInteger(key.bucketMs) || key.bucketMs % size !== 0) throw new RangeError(`bucket ${key.bucketMs} is not aligned to ${key.granularity}`);
-  if (typeof key.merchantId !== 'string' || key.merchantId === '' || typeof key.dimension !== 'string' || typeof key.value !== 'string') {
-    throw new RangeError('cell key needs a merchant id, a dimension and a value');
-  }
-  if (!Number.isSafeInteger(value.events) || value.events < 0) throw new RangeError(`cell events must be a non-negative integer, got ${value.events}`);
-  if (typeof value.revenue !== 'bigint' || value.revenue > int64Max || value.revenue < int64Min) throw new RangeError('cell revenue must be a 64-bit bigint');
-  if (!(value.users instanceof Uint8Array) || !(value.sessions instanceof Uint8Array)) throw new RangeError('cell sketches must be bytes');
-  // Decoding is the cheapest full check hll.ts offers (no allocation): corrupt bytes never reach the store.
-  estimateHllBytes(value.users);
-  estimateHllBytes(value.sessions);
-}
-
-function assertCellInJob(job: ReprocessJob, cell: Cell): void {
-  if (cell.key.generation !== job.generation) throw new RangeError(`reprocess job ${job.id} writes generation ${job.generation}, not ${cell.key.generation}`);
-  if (job.merchantId !== '*' && cell.key.merchantId !== job.merchantId) throw new RangeError(`reprocess job ${job.id} covers merchant ${job.merchantId} only`);
-}
-
-function assertReprocessInput(input: StartReprocessInput): void {
-  if (typeof input.merchantId !== 'string' || input.merchantId === '') throw new RangeError('reprocess needs a merchant id or *');
-  if (!Number.isSafeInteger(input.fromMs) || !Number.isSafeInteger(input.toMs) || input.fromMs >= input.toMs) {
-    throw new TallyError('reprocess_range_invalid', `reprocess range [${input.fromMs}, ${input.toMs}) is empty or malformed`);
-  }
-}
-
-function assertStep(job: ReprocessJob, input: ReprocessStepInput): void {
-  if (input.doneThroughMs < job.doneThroughMs || input.doneThroughMs > job.toMs) {
-    throw new RangeError(`reprocess progress must move forward within the range: ${job.doneThroughMs} -> ${input.doneThroughMs}`);
-  }
-  if (!Number.isSafeInteger(input.eventsDone) || input.eventsDone < job.eventsDone) throw new RangeError('reprocess eventsDone must not go back');
-}
 
 function groupKey(key: { merchantId: string; generation: number; granularity: Granularity; dimension: string }): string {
   return JSON.stringify([key.merchantId, key.generation, key.granularity, key.dimension]);
