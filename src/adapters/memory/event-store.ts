@@ -1,7 +1,7 @@
 // In-memory EventStore: the raw event store for tests and the memory profile. Same semantics as
 // the SQLite adapter (first stored copy wins, scans ordered by (timestampMs, id) with ids in
 // UTF-8 byte order, as SQLite compares TEXT), so the contract suite holds for both.
-import { TallyError } from '../../core/errors.ts';
+import { assertScanRequest, decodeScanCursor, encodeScanCursor } from '../../core/ports/event-store-rules.ts';
 import type { TrackedEvent } from '../../core/event.ts';
 import type { EventStore, ScanPage, ScanRequest, StoredEvent } from '../../core/ports/event-store.ts';
 
@@ -54,7 +54,7 @@ export class MemoryEventStore implements EventStore {
       merchant.ordered.sort((a, b) => comparePositions(positionOf(a), positionOf(b)));
       merchant.sorted = true;
     }
-    const after = request.after ? decodeCursor(request.after) : null;
+    const after = request.after ? decodeScanCursor(request.after) : null;
     const start = after && after.timestampMs >= request.fromMs ? after : { timestampMs: request.fromMs, id: '' };
     const inclusive = after === null || after.timestampMs < request.fromMs;
     let index = lowerBound(merchant.ordered, start, inclusive);
@@ -67,7 +67,7 @@ export class MemoryEventStore implements EventStore {
     const following = merchant.ordered[index];
     const more = following !== undefined && following.event.timestampMs < request.toMs && events.length > 0;
     const last = events.at(-1);
-    return { events, next: more && last ? encodeCursor(positionOf(last)) : null };
+    return { events, next: more && last ? encodeScanCursor(positionOf(last)) : null };
   }
 
   async ping(): Promise<void> {
@@ -135,27 +135,6 @@ function codePointRank(unit: number): number {
   return unit;
 }
 
-function encodeCursor(position: Position): string {
-  return Buffer.from(JSON.stringify([position.timestampMs, position.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): Position {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new TallyError('invalid_request', 'malformed scan cursor');
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || !Number.isSafeInteger(parsed[0]) || typeof parsed[1] !== 'string') {
-    throw new TallyError('invalid_request', 'malformed scan cursor');
-  }
-  return { timestampMs: parsed[0] as number, id: parsed[1] };
-}
-
-function assertScanRequest(request: ScanRequest): void {
-  if (!Number.isSafeInteger(request.limit) || request.limit < 1) throw new RangeError(`scan limit must be a positive integer, got ${request.limit}`);
-  if (!Number.isSafeInteger(request.fromMs) || !Number.isSafeInteger(request.toMs)) throw new RangeError('scan range must be integer epoch ms');
-}
 
 /** Stored events are copied in and out: a caller mutating its object must not change the store. */
 function copyStored(stored: StoredEvent): StoredEvent {

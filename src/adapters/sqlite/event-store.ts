@@ -1,8 +1,8 @@
 // SQLite EventStore: the raw event store (master dataset) in one table keyed by (merchant, event
 // id). A batch is one transaction of multi-row INSERT … ON CONFLICT DO NOTHING: the first stored
 // copy wins, and the sources of conflicting rows are read back to tell the caller which copy counts.
+import { assertScanRequest, decodeScanCursor, encodeScanCursor } from '../../core/ports/event-store-rules.ts';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
-import { TallyError } from '../../core/errors.ts';
 import type { TrackedEvent } from '../../core/event.ts';
 import type { EventStore, ScanPage, ScanRequest, StoredEvent } from '../../core/ports/event-store.ts';
 import { migrateComponent, openDatabase, transaction } from './database.ts';
@@ -97,7 +97,7 @@ export class SqliteEventStore implements EventStore {
   async scan(request: ScanRequest): Promise<ScanPage> {
     this.#assertOpen();
     assertScanRequest(request);
-    const after = request.after ? decodeCursor(request.after) : null;
+    const after = request.after ? decodeScanCursor(request.after) : null;
     // One row past the page says whether another page exists, so `next` is null at the end.
     const rows = after
       ? this.#scanAfter.all(request.merchantId, Math.max(request.fromMs, after.timestampMs), request.toMs, after.timestampMs, after.id, request.limit + 1)
@@ -106,7 +106,7 @@ export class SqliteEventStore implements EventStore {
     if (more) rows.pop();
     const events = rows.map(rowToStored);
     const last = events.at(-1);
-    return { events, next: more && last ? encodeCursor(last.event.timestampMs, last.event.id) : null };
+    return { events, next: more && last ? encodeScanCursor({ timestampMs: last.event.timestampMs, id: last.event.id }) : null };
   }
 
   async ping(): Promise<void> {
@@ -198,24 +198,3 @@ function rowToStored(row: Record<string, unknown>): StoredEvent {
   };
 }
 
-function encodeCursor(timestampMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([timestampMs, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { timestampMs: number; id: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw new TallyError('invalid_request', 'malformed scan cursor');
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || !Number.isSafeInteger(parsed[0]) || typeof parsed[1] !== 'string') {
-    throw new TallyError('invalid_request', 'malformed scan cursor');
-  }
-  return { timestampMs: parsed[0] as number, id: parsed[1] };
-}
-
-function assertScanRequest(request: ScanRequest): void {
-  if (!Number.isSafeInteger(request.limit) || request.limit < 1) throw new RangeError(`scan limit must be a positive integer, got ${request.limit}`);
-  if (!Number.isSafeInteger(request.fromMs) || !Number.isSafeInteger(request.toMs)) throw new RangeError('scan range must be integer epoch ms');
-}
