@@ -80,10 +80,3 @@ export function startProbes(server: BenchServer, intervalMs: number): Probes {
     },
   };
 }
-
-/** The q-quantile (0..1) of the samples, nearest-rank; NaN for no samples. */
-export function quantile(samples: readonly number[], q: number): number {
-  if (samples.length === 0) return Number.NaN;
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}

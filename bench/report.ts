@@ -65,6 +65,13 @@ export function atMost(value: number, goal: number): Verdict {
   return value <= goal ? 'pass' : 'miss';
 }
 
+/** The q-quantile (0..1) of the samples, nearest-rank; NaN for no samples. */
+export function quantile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
 export function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }

@@ -70,6 +70,11 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
   });
   const output = captureOutput(child);
   const url = `http://127.0.0.1:${port}`;
+  let stopping = false;
+  // A server that dies mid-scenario is a finding, not noise: show why.
+  child.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`[bench] tally start (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}\n${output.text}\n`);
+  });
   try {
     await waitReady(url, child, output);
     const keys = options.keys ?? (await createMerchant(url));
@@ -79,33 +84,61 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
       rssBytes: () => readRssBytes(pid),
       cpuSeconds: () => readCpuSeconds(pid),
       stop: async () => {
+        stopping = true;
         await stopChild(child);
         if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
       },
     };
   } catch (error) {
+    stopping = true;
     child.kill('SIGKILL');
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
 }
 
-/** Samples a server's RSS on an interval and keeps the largest value. */
-export function sampleRss(server: BenchServer, intervalMs = 100): { stop(): number } {
-  let maxBytes = server.rssBytes();
+export interface MemoryPeaks {
+  readonly rssBytes: number;
+  /** Largest V8 heap (total) and off-heap (external: Buffers, typed arrays) seen in /metrics. */
+  readonly heapBytes: number;
+  readonly externalBytes: number;
+}
+
+/** How often /metrics is read for the heap figures (RSS is read from /proc ten times as often). */
+const metricsSampleMs = 1000;
+
+/** Samples a server's RSS (and, less often, its V8 heap) and keeps the largest values. */
+export function sampleMemory(server: BenchServer, intervalMs = 100): { stop(): Promise<MemoryPeaks> } {
+  let rssBytes = server.rssBytes();
+  let heapBytes = 0;
+  let externalBytes = 0;
   const timer = setInterval(() => {
     try {
-      maxBytes = Math.max(maxBytes, server.rssBytes());
+      rssBytes = Math.max(rssBytes, server.rssBytes());
     } catch {
       // The process is exiting: the samples taken so far stand.
     }
   }, intervalMs);
+  let sampling = Promise.resolve();
+  const metricsTimer = setInterval(() => {
+    sampling = fetch(`${server.url}/metrics`).then((response) => response.text()).then((text) => {
+      heapBytes = Math.max(heapBytes, metricValue(text, 'nodejs_heap_size_total_bytes'));
+      externalBytes = Math.max(externalBytes, metricValue(text, 'nodejs_external_memory_bytes'));
+    }, () => undefined);
+  }, metricsSampleMs);
   return {
-    stop() {
+    async stop() {
       clearInterval(timer);
-      return maxBytes;
+      clearInterval(metricsTimer);
+      await sampling;
+      return { rssBytes, heapBytes, externalBytes };
     },
   };
+}
+
+function metricValue(text: string, name: string): number {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
+  return match ? Number(match[1]) : 0;
 }
 
 async function freePort(): Promise<number> {

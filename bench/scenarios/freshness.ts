@@ -3,8 +3,8 @@
 import { singleEventBodies } from '../data.ts';
 import { failures, failureText, postEvents } from '../client.ts';
 import { startServer } from '../server.ts';
-import { quantile, startProbes } from '../probes.ts';
-import { atMost, formatCount, formatMs, row, type BenchContext, type ScenarioReport } from '../report.ts';
+import { startProbes } from '../probes.ts';
+import { atMost, quantile, formatCount, formatMs, row, type BenchContext, type ScenarioReport } from '../report.ts';
 import { drainNote, measureCpu } from './measure.ts';
 
 const connections = 50;

@@ -2,7 +2,7 @@
 // Target: ≥ 20,000 events/s with p99 ≤ 25 ms (Umami's collector takes ~300/s on this machine).
 import { singleEventBodies } from '../data.ts';
 import { failures, failureText, postEvents } from '../client.ts';
-import { startServer, sampleRss } from '../server.ts';
+import { startServer, sampleMemory } from '../server.ts';
 import { atLeast, atMost, formatCount, formatMb, formatMs, row, type BenchContext, type ScenarioReport } from '../report.ts';
 import { drainNote, measureCpu } from './measure.ts';
 
@@ -19,13 +19,13 @@ export async function runSingle(context: BenchContext): Promise<ScenarioReport> 
     context.log(`single: warm-up ${context.scale.warmupSeconds} s`);
     const warmup = await postEvents(server, bodies, { connections, duration: context.scale.warmupSeconds });
     context.log(`single: ${connections} connections for ${context.scale.singleSeconds} s`);
-    const rss = sampleRss(server);
+    const memory = sampleMemory(server);
     const cpu = measureCpu(server);
     const result = await postEvents(server, bodies, { connections, duration: context.scale.singleSeconds });
     const cpuNote = cpu.stop();
     const loadEndedMs = performance.now();
     const drained = await drainNote(server, warmup['2xx'] + result['2xx'], loadEndedMs);
-    const rssMaxBytes = rss.stop();
+    const peaks = await memory.stop();
     const eventsPerSecond = result['2xx'] / result.duration;
     const failed = failures(result);
     const scenario = 'single events, 50 conns';
@@ -36,7 +36,7 @@ export async function runSingle(context: BenchContext): Promise<ScenarioReport> 
       ],
       notes: [
         `single: ${formatCount(result['2xx'])} requests answered 202 in ${result.duration} s${failed ? `; FAILURES: ${failureText(result)}` : ''}`,
-        `single: ${cpuNote}; server RSS max ${formatMb(rssMaxBytes)}`,
+        `single: ${cpuNote}; server RSS max ${formatMb(peaks.rssBytes)} (V8 heap ≤ ${formatMb(peaks.heapBytes)})`,
         `single: ${drained}`,
       ],
     };

@@ -47,13 +47,25 @@ export interface TallyProcessesOptions {
 
 /** One data directory and every child started on it; `close()` kills survivors and deletes the directory. */
 export class TallyProcesses {
-  readonly dataDir: string;
+  #dataDir: string | null = null;
   readonly #env: Readonly<Record<string, string>>;
   readonly #children = new Set<ChildProcess>();
+  /** Last resort when the test process exits without running its `after` hooks: no orphans. */
+  readonly #killOnExit = (): void => {
+    for (const child of this.#children) child.kill('SIGKILL');
+  };
 
   constructor(options: TallyProcessesOptions = {}) {
-    this.dataDir = mkdtempSync(join(tmpdir(), 'tally-crash-'));
     this.#env = options.env ?? {};
+  }
+
+  /** Created on first use, so a suite whose tests are filtered out leaves nothing behind. */
+  get dataDir(): string {
+    if (this.#dataDir === null) {
+      this.#dataDir = mkdtempSync(join(tmpdir(), 'tally-crash-'));
+      process.once('exit', this.#killOnExit);
+    }
+    return this.#dataDir;
   }
 
   /** Starts `tally <role>` and resolves once its /healthz answers 200. */
@@ -97,7 +109,9 @@ export class TallyProcesses {
   /** SIGKILLs every child still running, waits for them, and removes the data directory. */
   async close(): Promise<void> {
     await Promise.all([...this.#children].map((child) => reap(child)));
-    rmSync(this.dataDir, { recursive: true, force: true });
+    process.removeListener('exit', this.#killOnExit);
+    if (this.#dataDir !== null) rmSync(this.#dataDir, { recursive: true, force: true });
+    this.#dataDir = null;
   }
 
   #childEnv(): NodeJS.ProcessEnv {
