@@ -90,8 +90,7 @@ export class Datasets {
 
 /** Runs `node bench/jobs.ts <args>`; resolves with its last stdout line. */
 async function runJob(context: BenchContext, args: readonly string[]): Promise<string> {
-  const flags = context.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${context.profileDir}`] : [];
-  const child = spawn(process.execPath, [...flags, jobsScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...context.nodeFlags, jobsScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString('utf8');

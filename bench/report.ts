@@ -21,8 +21,8 @@ export type ScaleName = (typeof scales)[number];
 
 export interface BenchContext {
   readonly scale: Scale;
-  /** Directory for V8 CPU profiles of the server and jobs, or null. */
-  readonly profileDir: string | null;
+  /** Node flags for the server and job child processes (--cpu-prof with --profile, --node-flags). */
+  readonly nodeFlags: readonly string[];
   /** Directory keeping loaded datasets between runs, or null (temporary, removed at the end). */
   readonly dataCacheDir: string | null;
   log(message: string): void;

@@ -1,4 +1,4 @@
-// `npm run bench [-- --only=<name,…>] [--scale=small] [--profile] [--data-cache=<dir>]`: runs the
+// `npm run bench [-- --only=<name,…>] [--scale=small] [--profile] [--data-cache=<dir>] [--node-flags=…]`: runs the
 // benchmark scenarios against `tally start` in a child process and prints one table of
 // (scenario, target, measured, result). Figures, not pass/fail: the exit code is 0 unless a
 // scenario could not run at all.
@@ -27,7 +27,10 @@ const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
   ['reprocess', runReprocessScenario],
 ]);
 
-const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>] [--markdown]`;
+const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>]
+       [--node-flags="<flags for the server and job processes>"] [--markdown]
+  --profile     write V8 CPU profiles of the server (and its processor thread) and jobs to ./bench-profiles;
+                summarize one with: node bench/profile.ts bench-profiles/<file>.cpuprofile`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -36,6 +39,7 @@ async function main(): Promise<number> {
       scale: { type: 'string', default: 'full' },
       profile: { type: 'boolean', default: false },
       'data-cache': { type: 'string' },
+      'node-flags': { type: 'string', default: '' },
       markdown: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -50,14 +54,15 @@ async function main(): Promise<number> {
 
   const profileDir = values.profile ? resolve('bench-profiles') : null;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const nodeFlags = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...values['node-flags'].split(' ').filter(Boolean)];
   const context: BenchContext = {
     scale: scaleSettings[values.scale as ScaleName],
-    profileDir,
+    nodeFlags,
     dataCacheDir: values['data-cache'] ? resolve(values['data-cache']) : null,
     log: (message) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`),
   };
   const machine = `${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${process.platform}`;
-  context.log(`${machine}; scale ${context.scale.name}; scenarios ${chosen.join(', ')}`);
+  context.log(`${machine}; scale ${context.scale.name}; scenarios ${chosen.join(', ')}${nodeFlags.length ? `; server flags ${nodeFlags.join(' ')}` : ''}`);
 
   const datasets = new Datasets(context);
   const rows: Row[] = [];
@@ -83,7 +88,8 @@ async function main(): Promise<number> {
     datasets.cleanUp();
   }
 
-  const out = [`Tally benchmarks — ${new Date().toISOString()} — ${machine} — scale ${context.scale.name}`, '', textTable(rows), '', ...notes.map((note) => `- ${note}`)];
+  const flagsText = nodeFlags.length ? ` — server flags ${nodeFlags.join(' ')}` : '';
+  const out = [`Tally benchmarks — ${new Date().toISOString()} — ${machine} — scale ${context.scale.name}${flagsText}`, '', textTable(rows), '', ...notes.map((note) => `- ${note}`)];
   if (values.markdown) out.push('', markdownTable(rows));
   process.stdout.write(`${out.join('\n')}\n`);
   return broken ? 1 : 0;

@@ -33,8 +33,8 @@ export interface ServerOptions {
   readonly keys?: MerchantKeys;
   /** Extra TALLY_* settings. */
   readonly env?: Readonly<Record<string, string>>;
-  /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
-  readonly profileDir?: string | null;
+  /** Node flags for the server process, e.g. --cpu-prof (workers write their own profiles). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface BenchServer {
@@ -53,8 +53,7 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
   const ownsDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tally-bench-'));
   const port = await freePort();
-  const flags = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
-  const child = spawn(process.execPath, [...flags, mainScript, 'start'], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), mainScript, 'start'], {
     env: {
       PATH: process.env.PATH ?? '',
       TALLY_DATA_DIR: dataDir,

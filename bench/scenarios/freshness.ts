@@ -12,7 +12,7 @@ const probeIntervalMs = 100;
 const p99MsGoal = 2000;
 
 export async function runFreshness(context: BenchContext): Promise<ScenarioReport> {
-  const server = await startServer({ profileDir: context.profileDir });
+  const server = await startServer({ nodeFlags: context.nodeFlags });
   try {
     const bodies = singleEventBodies(10_000, 4);
     context.log(`freshness: warm-up ${context.scale.warmupSeconds} s`);

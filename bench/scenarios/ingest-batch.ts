@@ -17,7 +17,7 @@ const rssBytesGoal = 400 * 1024 * 1024;
 const probeIntervalMs = 250;
 
 export async function runBatch(context: BenchContext): Promise<ScenarioReport> {
-  const server = await startServer({ profileDir: context.profileDir });
+  const server = await startServer({ nodeFlags: context.nodeFlags });
   try {
     const bodies = batchBodies(bodiesCount, eventsPerBatch, 2);
     context.log(`batch: warm-up ${context.scale.warmupSeconds} s`);
@@ -47,7 +47,7 @@ export async function runBatch(context: BenchContext): Promise<ScenarioReport> {
       rows: [
         row(scenario, `≥ ${formatCount(eventsPerSecondGoal)} events/s end to end`, `${formatCount(endToEnd)} events/s`,
           failed || !allVisible ? 'error' : atLeast(endToEnd, eventsPerSecondGoal)),
-        row(scenario, `RSS ≤ ${formatMb(rssBytesGoal)}`, `max ${formatMb(peaks.rssBytes)} (V8 heap ≤ ${formatMb(peaks.heapBytes)}, external ≤ ${formatMb(peaks.externalBytes)})`,
+        row(scenario, `RSS ≤ ${formatMb(rssBytesGoal)}`, `max ${formatMb(peaks.rssBytes)} (main-thread heap ≤ ${formatMb(peaks.heapBytes)}, external ≤ ${formatMb(peaks.externalBytes)})`,
           atMost(peaks.rssBytes, rssBytesGoal)),
         row(scenario, '(202s only)', `${formatCount(ingestOnly)} events/s, p99 ${formatMs(result.latency.p99)}/request`, 'info'),
         row(scenario, '(freshness under it)', `p99 ${formatMs(quantile(probed.delaysMs, 0.99))} (${probed.delaysMs.length} probes, ${probed.missing} missing)`, 'info'),

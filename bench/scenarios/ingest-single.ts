@@ -13,7 +13,7 @@ const eventsPerSecondGoal = 20_000;
 const p99MsGoal = 25;
 
 export async function runSingle(context: BenchContext): Promise<ScenarioReport> {
-  const server = await startServer({ profileDir: context.profileDir });
+  const server = await startServer({ nodeFlags: context.nodeFlags });
   try {
     const bodies = singleEventBodies(bodiesCount, 1);
     context.log(`single: warm-up ${context.scale.warmupSeconds} s`);
@@ -36,7 +36,7 @@ export async function runSingle(context: BenchContext): Promise<ScenarioReport> 
       ],
       notes: [
         `single: ${formatCount(result['2xx'])} requests answered 202 in ${result.duration} s${failed ? `; FAILURES: ${failureText(result)}` : ''}`,
-        `single: ${cpuNote}; server RSS max ${formatMb(peaks.rssBytes)} (V8 heap ≤ ${formatMb(peaks.heapBytes)})`,
+        `single: ${cpuNote}; server RSS max ${formatMb(peaks.rssBytes)} (main-thread heap ≤ ${formatMb(peaks.heapBytes)})`,
         `single: ${drained}`,
       ],
     };

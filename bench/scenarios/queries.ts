@@ -70,7 +70,7 @@ export async function runQueries(context: BenchContext, datasets: Datasets): Pro
 }
 
 async function measureDataset(context: BenchContext, dataset: Dataset, notes: string[]): Promise<Map<string, Measured>> {
-  const server = await startServer({ dataDir: dataset.dataDir, keys: dataset.keys, profileDir: context.profileDir });
+  const server = await startServer({ dataDir: dataset.dataDir, keys: dataset.keys, nodeFlags: context.nodeFlags });
   const results = new Map<string, Measured>();
   try {
     for (const item of queries) {

@@ -11,7 +11,7 @@ const requestsPerUser = 5;
 const averageMsGoal = 20;
 
 export async function runUsers(context: BenchContext): Promise<ScenarioReport> {
-  const server = await startServer({ profileDir: context.profileDir });
+  const server = await startServer({ nodeFlags: context.nodeFlags });
   try {
     const bodies = singleEventBodies(users * requestsPerUser, 3);
     context.log(`users: warm-up ${context.scale.warmupSeconds} s`);

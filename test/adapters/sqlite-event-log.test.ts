@@ -41,9 +41,9 @@ interface ChildResult {
   readonly stderr: string;
 }
 
-function runChild(mode: 'append' | 'consume', path: string, count: number): Promise<ChildResult> {
+function runChild(mode: 'append' | 'consume', path: string, count: number, env: Record<string, string> = {}): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [childScript, mode, path, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [childScript, mode, path, String(count)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -104,6 +104,44 @@ describe('sqlite event log: crashes', () => {
     assert.deepEqual(resumed.map((record) => record.offset), Array.from({ length: 70 }, (_, index) => 30 + index));
     await successor.commit([{ topic: 'consumed', partition: 0, offset: 100 }]);
     assert.deepEqual(await log.committedOffsets('crash-group', 'consumed'), new Map([[0, 100]]));
+    await log.close();
+  });
+});
+
+describe('sqlite event log: members on one host', () => {
+  test('a member whose process died is replaced at once, not after the session timeout', async () => {
+    const path = freshPath();
+    const seed = openLog(path);
+    await seed.ensureTopic('consumed', 2);
+    await seed.append('consumed', Array.from({ length: 100 }, (_, index) => ({ key: `k${index}`, value: `v${index}` })));
+    await seed.close();
+    // The dead member's leases would otherwise stay valid for a minute.
+    const child = await runChild('consume', path, 35, { CHILD_SESSION_TIMEOUT_MS: '60000' });
+    assert.equal(child.signal, 'SIGKILL', child.stderr);
+    const log = openLog(path, { sessionTimeoutMs: 60_000, heartbeatIntervalMs: 1000, pollIntervalMsMax: 60_000 });
+    const successor = log.consumer({ group: 'crash-group', topics: ['consumed'] });
+    const startedMs = Date.now();
+    const records = await pollCount(successor, 1, 5000);
+    assert.ok(records.length > 0 && Date.now() - startedMs < 5000, 'the successor took the partitions within 5 s of a 60 s timeout');
+    assert.equal(successor.assignment().length, 2);
+    await successor.close();
+    await log.close();
+  });
+
+  test('a live member on this host keeps its partitions', async () => {
+    const path = freshPath();
+    const log = openLog(path, { sessionTimeoutMs: 60_000, heartbeatIntervalMs: 1000, pollIntervalMsMax: 60_000 });
+    await log.ensureTopic('kept', 2);
+    const first = log.consumer({ group: 'g', topics: ['kept'] });
+    await first.poll(10, 50);
+    const other = openLog(path, { sessionTimeoutMs: 60_000, heartbeatIntervalMs: 1000, pollIntervalMsMax: 60_000 });
+    const second = other.consumer({ group: 'g', topics: ['kept'] });
+    await second.poll(10, 50);
+    assert.equal(first.assignment().length + second.assignment().length <= 2, true, 'never more owners than partitions');
+    assert.ok(first.assignment().length >= 1, 'the live member was not treated as dead');
+    await second.close();
+    await first.close();
+    await other.close();
     await log.close();
   });
 });

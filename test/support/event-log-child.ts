@@ -53,7 +53,8 @@ async function consumeThenDie(log: SqliteEventLog): Promise<void> {
   }
 }
 
-const log = SqliteEventLog.open({ path, sessionTimeoutMs: 1000, heartbeatIntervalMs: 200, pollIntervalMsMax: 1000 });
+const sessionTimeoutMs = Number(process.env.CHILD_SESSION_TIMEOUT_MS ?? 1000);
+const log = SqliteEventLog.open({ path, sessionTimeoutMs, heartbeatIntervalMs: 200, pollIntervalMsMax: Math.max(1000, sessionTimeoutMs) });
 if (mode === 'append') await appendThenDie(log);
 else if (mode === 'consume') await consumeThenDie(log);
 else throw new Error(`unknown mode ${mode}`);

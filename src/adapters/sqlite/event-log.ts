@@ -3,6 +3,8 @@
 // rows with generations (fencing tokens), so collector and processors may be separate processes.
 
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { threadId } from 'node:worker_threads';
 import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite';
 import { limits } from '../../core/limits.ts';
 import {
@@ -531,12 +533,35 @@ function ownedKey(topicId: number, partition: number): string {
 }
 
 /**
+ * Member ids name their host and process, so a member on the same host can tell that an owner's
+ * process has died and take its partitions at once instead of after the session timeout.
+ */
+function localMemberId(): string {
+  return `${hostname()}/${process.pid}/${threadId}/${randomUUID()}`;
+}
+
+/** True only when the member ran on this host in a process that no longer exists. */
+function isDeadLocalMember(memberId: string): boolean {
+  const [host, pidText] = memberId.split('/');
+  const pid = Number(pidText);
+  if (host !== hostname() || !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    // EPERM: the process exists under another user. Only "no such process" means dead; a recycled
+    // pid reads as alive, which falls back to the session timeout (safe, just slower).
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
  * One member of a consumer group. Partitions are shared: live members (rows in log_members) sorted
  * by id each take floor(P/M) partitions, the first P mod M one more. Membership changes only
  * inside poll; a timer renews leases between polls so a long batch does not lose them.
  */
 class SqliteConsumer implements LogConsumer {
-  readonly memberId = randomUUID();
+  readonly memberId = localMemberId();
   readonly #log: SqliteEventLog;
   readonly #options: ConsumerOptions;
   readonly #owned = new Map<string, OwnedPartition>();
@@ -687,6 +712,13 @@ class SqliteConsumer implements LogConsumer {
       const expiresMs = nowMs + this.#log.sessionTimeoutMs;
       statements.upsertMember.run(group, this.memberId, expiresMs);
       statements.deleteExpiredMembers.run(group, nowMs);
+      // A member whose process is gone (SIGKILL, crash) on this host need not be waited out.
+      for (const row of statements.selectLiveMembers.all(group, nowMs)) {
+        const member = textColumn(row, 'member_id');
+        if (member === this.memberId || !isDeadLocalMember(member)) continue;
+        statements.deleteMember.run(group, member);
+        statements.releaseAllLeases.run(group, member);
+      }
       statements.renewLeases.run(expiresMs, group, this.memberId);
       const held = new Map(
         statements.selectHeldLeases
