@@ -66,6 +66,10 @@ export function startProbes(server: BenchServer, intervalMs: number): Probes {
     }
   })();
 
+  server.onStop(() => {
+    clearInterval(sender);
+    polling = false;
+  });
   return {
     async finish() {
       if (sending) {

@@ -1,11 +1,11 @@
-// `npm run bench [-- --only=<name,…>] [--scale=small] [--profile] [--data-cache=<dir>] [--node-flags=…]`: runs the
-// benchmark scenarios against `tally start` in a child process and prints one table of
-// (scenario, target, measured, result). Figures, not pass/fail: the exit code is 0 unless a
-// scenario could not run at all.
-import { availableParallelism, loadavg, totalmem } from 'node:os';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+// `npm run bench` (options: --help): runs the benchmark scenarios against `tally start` in a child
+// process and prints one table of (scenario, target, measured, result). Figures, not pass/fail:
+// the exit code is 0 unless a scenario could not run at all.
+import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { markdownTable, row, scaleSettings, scales, textTable, type BenchContext, type Row, type ScaleName, type ScenarioReport } from './report.ts';
 import { runSingle } from './scenarios/ingest-single.ts';
 import { runBatch } from './scenarios/ingest-batch.ts';
@@ -29,8 +29,8 @@ const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
 
 const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>]
        [--node-flags="<flags for the server and job processes>"] [--markdown]
-  --profile     write V8 CPU profiles of the server (and its processor thread) and jobs to ./bench-profiles;
-                summarize one with: node bench/profile.ts bench-profiles/<file>.cpuprofile`;
+  --profile     write V8 CPU profiles of the server (and its processor thread) and the jobs to a temporary
+                directory (printed at the end); summarize one with: node bench/profile.ts <file>.cpuprofile`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -52,8 +52,8 @@ async function main(): Promise<number> {
   const chosen = values.only ? values.only.split(',').map((name) => name.trim()) : [...scenarios.keys()];
   for (const name of chosen) if (!scenarios.has(name)) throw new Error(`unknown scenario "${name}"\n${usage}`);
 
-  const profileDir = values.profile ? resolve('bench-profiles') : null;
-  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // Profiles go to a temporary directory, never into the checkout; its path is printed at the end.
+  const profileDir = values.profile ? mkdtempSync(join(tmpdir(), 'tally-bench-profiles-')) : null;
   const nodeFlags = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...values['node-flags'].split(' ').filter(Boolean)];
   const context: BenchContext = {
     scale: scaleSettings[values.scale as ScaleName],
@@ -61,7 +61,7 @@ async function main(): Promise<number> {
     dataCacheDir: values['data-cache'] ? resolve(values['data-cache']) : null,
     log: (message) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`),
   };
-  const machine = `${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${process.platform}`;
+  const machine = `${sourceVersion()}; ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${process.platform}`;
   context.log(`${machine}; scale ${context.scale.name}; scenarios ${chosen.join(', ')}${nodeFlags.length ? `; server flags ${nodeFlags.join(' ')}` : ''}`);
 
   const datasets = new Datasets(context);
@@ -91,16 +91,23 @@ async function main(): Promise<number> {
   const flagsText = nodeFlags.length ? ` — server flags ${nodeFlags.join(' ')}` : '';
   const out = [`Tally benchmarks — ${new Date().toISOString()} — ${machine} — scale ${context.scale.name}${flagsText}`, '', textTable(rows), '', ...notes.map((note) => `- ${note}`)];
   if (values.markdown) out.push('', markdownTable(rows));
+  if (profileDir) out.push('', `CPU profiles: ${profileDir} (summarize one with: node bench/profile.ts <file>)`);
   process.stdout.write(`${out.join('\n')}\n`);
   return broken ? 1 : 0;
 }
 
+/** The commit measured, and whether src/ differs from it: figures belong to a version. */
+function sourceVersion(): string {
+  const git = (args: string[]): string => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const commit = git(['rev-parse', '--short', 'HEAD']) || 'unknown commit';
+  return git(['status', '--porcelain', '--', 'src']) ? `${commit} + uncommitted src changes` : commit;
+}
+
+// Exit explicitly: a scenario that failed half-way may leave a socket or timer behind.
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 2;
+    process.exit(2);
   },
 );

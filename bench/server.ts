@@ -46,6 +46,8 @@ export interface BenchServer {
   rssBytes(): number;
   /** User + system CPU seconds the server process has used so far. */
   cpuSeconds(): number;
+  /** Runs `cleanUp` when the server stops: samplers and probes must not outlive a failed scenario. */
+  onStop(cleanUp: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -78,12 +80,15 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
     await waitReady(url, child, output);
     const keys = options.keys ?? (await createMerchant(url));
     const pid = child.pid!;
+    const cleanUps: (() => void)[] = [];
     return {
       url, pid, dataDir, keys,
       rssBytes: () => readRssBytes(pid),
       cpuSeconds: () => readCpuSeconds(pid),
+      onStop: (cleanUp) => cleanUps.push(cleanUp),
       stop: async () => {
         stopping = true;
+        for (const cleanUp of cleanUps.splice(0)) cleanUp();
         await stopChild(child);
         if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
       },
@@ -125,6 +130,10 @@ export function sampleMemory(server: BenchServer, intervalMs = 100): { stop(): P
       externalBytes = Math.max(externalBytes, metricValue(text, 'nodejs_external_memory_bytes'));
     }, () => undefined);
   }, metricsSampleMs);
+  server.onStop(() => {
+    clearInterval(timer);
+    clearInterval(metricsTimer);
+  });
   return {
     async stop() {
       clearInterval(timer);
