@@ -47,7 +47,11 @@ export const limits = {
 
   // Processor runtime
   /** Records handled per poll: bounds memory per batch and the work lost to a crash. */
-  pollRecordsMax: 5000,
+  pollRecordsMax: 20_000,
+  /** A poll that brings fewer records than this waits pollLingerMs for more: fewer, fuller batches. */
+  pollLingerRecordsMin: 1000,
+  /** How long a small batch waits to fill up; bounded well below the freshness target (2 s). */
+  pollLingerMs: 50,
   /** Attempts for a retryable failure before the record goes to the dead-letter topic. */
   retryAttemptsMax: 8,
   /** First retry delay; doubles per attempt (full jitter) up to retryDelayMsMax. */
@@ -65,7 +69,7 @@ export const limits = {
   /** Appends waiting for one group commit: bounds memory and the latency of the last one in. */
   appendQueueRecordsMax: 50_000,
   /** Group-commit window: appends arriving within it share one fsync. */
-  groupCommitWindowMs: 2,
+  groupCommitWindowMs: 0,
 
   // Query
   /** Rows one query response may carry (the API's `limit` maximum). */
@@ -110,6 +114,7 @@ function assertRelations(l: Limits): void {
   check(l.queryRowsDefault <= l.queryRowsMax, 'default rows within the maximum');
   check(l.retryBaseDelayMs < l.retryDelayMsMax, 'retry base delay below its cap');
   check(l.pollRecordsMax <= l.appendQueueRecordsMax, 'a poll fits in the append queue');
+  check(l.pollLingerRecordsMin < l.pollRecordsMax, 'lingering only for batches below the maximum');
   check(l.minuteRangeMsMax / minuteMs <= l.queryBucketsMax, 'a full minute series fits the bucket limit');
   check(l.lateWindowMs < l.reprocessRangeMsMax, 'the late window can be reprocessed');
 }

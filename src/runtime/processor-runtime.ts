@@ -27,6 +27,8 @@ export interface RuntimeOptions {
   readonly observer?: RuntimeObserver;
   readonly pollRecordsMax?: number;
   readonly pollWaitMs?: number;
+  /** A small batch waits this long for more records (0: handle at once, as tests do). */
+  readonly pollLingerMs?: number;
   readonly retryAttemptsMax?: number;
   readonly retryBaseDelayMs?: number;
   readonly retryDelayMsMax?: number;
@@ -90,7 +92,7 @@ export class ProcessorRuntime {
     const recordsMax = this.#options.pollRecordsMax ?? limits.pollRecordsMax;
     const waitMs = this.#options.pollWaitMs ?? 200;
     while (!this.#abort.signal.aborted) {
-      const batch = await consumer.poll(recordsMax, waitMs);
+      const batch = await this.#pollBatch(consumer, recordsMax, waitMs);
       if (batch.length === 0) continue;
       const startedMs = performance.now();
       try {
@@ -102,6 +104,19 @@ export class ProcessorRuntime {
       await this.#commit(consumer, batch);
       this.#options.observer?.batchHandled(this.name, batch, performance.now() - startedMs);
     }
+  }
+
+  /**
+   * Every batch costs a transaction and a read-modify-write of its cells, whatever its size: a
+   * small batch waits a moment for more records, so a trickle becomes fewer, fuller batches.
+   */
+  async #pollBatch(consumer: LogConsumer, recordsMax: number, waitMs: number): Promise<ConsumedRecord[]> {
+    const batch = await consumer.poll(recordsMax, waitMs);
+    const lingerMs = this.#options.pollLingerMs ?? limits.pollLingerMs;
+    if (batch.length === 0 || batch.length >= limits.pollLingerRecordsMin || lingerMs === 0) return batch;
+    await new Promise((resolve) => setTimeout(resolve, lingerMs));
+    if (this.#abort.signal.aborted) return batch;
+    return batch.concat(await consumer.poll(recordsMax - batch.length, 0));
   }
 
   async #handleWithRetries(batch: readonly ConsumedRecord[]): Promise<void> {

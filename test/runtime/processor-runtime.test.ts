@@ -23,7 +23,7 @@ function recordingProcessor(handle: (batch: readonly ConsumedRecord[]) => Promis
 }
 
 async function runUntil(log: MemoryEventLog, processor: Processor, done: () => boolean): Promise<void> {
-  const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, retryBaseDelayMs: 1, retryDelayMsMax: 4, retryAttemptsMax: 3 });
+  const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, pollLingerMs: 0, retryBaseDelayMs: 1, retryDelayMsMax: 4, retryAttemptsMax: 3 });
   runtime.start();
   const deadline = Date.now() + 10_000;
   while (!done()) {
@@ -87,6 +87,22 @@ describe('processor runtime', () => {
     const letters = await readAll(log, `${topic}.dlq`);
     assert.equal(letters.length, 1);
     assert.equal((JSON.parse(letters[0]!.value) as { error: { code: string } }).error.code, 'invalid_format');
+  });
+
+  test('a small batch lingers for more records, so a trickle is handled in fewer batches', async () => {
+    const log = await logWith(['first']);
+    const batches: string[][] = [];
+    const processor = recordingProcessor(async (batch) => {
+      batches.push(batch.map((record) => record.value));
+      return { deadLetters: [] };
+    });
+    const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, pollLingerMs: 200 });
+    runtime.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await log.append(topic, [{ key: 'k', value: 'second' }]);
+    while (batches.flat().length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    await runtime.stop();
+    assert.deepEqual(batches, [['first', 'second']]);
   });
 
   test('stop() lets the batch in hand finish and commits it', async () => {

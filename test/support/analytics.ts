@@ -60,7 +60,7 @@ export async function appendEvents(log: EventLog, events: readonly TrackedEvent[
 export async function processAll(rig: Pick<AnalyticsRig, 'log' | 'processor'>, options: { pollRecordsMax?: number; timeoutMs?: number } = {}): Promise<void> {
   const runtime = new ProcessorRuntime({
     log: rig.log, processor: rig.processor, logger: quietLogger, pollRecordsMax: options.pollRecordsMax ?? 300,
-    pollWaitMs: 20, retryBaseDelayMs: 1, retryDelayMsMax: 5,
+    pollWaitMs: 20, pollLingerMs: 0, retryBaseDelayMs: 1, retryDelayMsMax: 5,
   });
   runtime.start();
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
