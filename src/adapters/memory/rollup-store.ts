@@ -7,7 +7,7 @@ import {
   type ReprocessStepInput, type StartReprocessInput,
 } from '../../core/ports/rollup-store-rules.ts';
 import { Hll } from '../../core/analytics/hll.ts';
-import { RollupConflictError } from '../../core/ports/rollup-store.ts';
+import { RollupConflictError, type SketchName } from '../../core/ports/rollup-store.ts';
 import type {
   ApplyBatch, BuildingGeneration, Cell, CellKey, CellRangeRequest, CellValue, GenerationInfo, Granularity,
   LayoutOverlay, ReprocessJob, RollupLayout, RollupStore,
@@ -98,7 +98,7 @@ export class MemoryRollupStore implements RollupStore {
     for (const cell of group.values()) {
       if (cell.key.bucketMs < request.fromMs || cell.key.bucketMs >= request.toMs) continue;
       if (wanted && !wanted.has(cell.key.value)) continue;
-      cells.push(request.withSketches === false ? countsOnly(cell) : copyCell(cell));
+      cells.push(withSketches(cell, request.sketches ?? ['users', 'sessions']));
     }
     return cells.sort(compareCells);
   }
@@ -261,8 +261,16 @@ function copyCell(cell: Cell): Cell {
 
 const emptySketchBytes = Hll.empty().toBytes();
 
-function countsOnly(cell: Cell): Cell {
-  return { key: { ...cell.key }, value: { events: cell.value.events, revenue: cell.value.revenue, users: emptySketchBytes, sessions: emptySketchBytes } };
+/** A copy carrying only the wanted sketches; the others empty, as the port says. */
+function withSketches(cell: Cell, wanted: readonly SketchName[]): Cell {
+  const { users, sessions } = copyCell(cell).value;
+  return {
+    key: { ...cell.key },
+    value: {
+      events: cell.value.events, revenue: cell.value.revenue,
+      users: wanted.includes('users') ? users : emptySketchBytes, sessions: wanted.includes('sessions') ? sessions : emptySketchBytes,
+    },
+  };
 }
 
 function copyBuilding(building: BuildingGeneration): BuildingGeneration {

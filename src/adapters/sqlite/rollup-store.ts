@@ -8,7 +8,7 @@ import {
 } from '../../core/ports/rollup-store-rules.ts';
 import { Hll, mergeHllBytes } from '../../core/analytics/hll.ts';
 import { TallyError } from '../../core/errors.ts';
-import { RollupConflictError } from '../../core/ports/rollup-store.ts';
+import { RollupConflictError, type SketchName } from '../../core/ports/rollup-store.ts';
 import type {
   ApplyBatch, BuildingGeneration, Cell, CellRangeRequest, GenerationInfo, Granularity, LayoutOverlay,
   ReprocessJob, ReprocessState, RollupLayout, RollupStore,
@@ -105,8 +105,8 @@ interface Statements {
   readonly insertJob: StatementSync;
   readonly updateProgress: StatementSync;
   readonly setJobState: StatementSync;
-  readonly cellsInRange: StatementSync;
-  readonly countsInRange: StatementSync;
+  /** Keyed 'users:sessions', 'users:', ':sessions' or ':' by the sketch columns read. */
+  readonly cellsInRange: Readonly<Record<string, StatementSync>>;
   readonly cellsWithValues: StatementSync;
   readonly upsertCell: StatementSync;
   readonly ping: StatementSync;
@@ -167,7 +167,8 @@ export class SqliteRollupStore implements RollupStore {
       if (request.values.length === 0) return [];
       return this.#readValues(request);
     }
-    const statement = request.withSketches === false ? this.#statements.countsInRange : this.#statements.cellsInRange;
+    const wanted = request.sketches ?? bothSketches;
+    const statement = this.#statements.cellsInRange[`${wanted.includes('users') ? 'users' : ''}:${wanted.includes('sessions') ? 'sessions' : ''}`]!;
     return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
   }
 
@@ -355,20 +356,18 @@ function prepareStatements(db: DatabaseSync): Statements {
     ),
     updateProgress: db.prepare('UPDATE rollup_jobs SET done_through_ms = ?, events_done = ?, events_total = ?, updated_ms = ? WHERE id = ?'),
     setJobState: db.prepare('UPDATE rollup_jobs SET state = ?, error = ?, updated_ms = ? WHERE id = ?'),
-    cellsInRange: db.prepare(
-      `SELECT * FROM rollup_cells
-       WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
-       ORDER BY bucket_ms, value`,
-      { readBigInts: true },
-    ),
-    // The same range without the sketch blobs, for queries that need no users or sessions.
-    countsInRange: db.prepare(
-      `SELECT merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue, NULL AS users, NULL AS sessions
-       FROM rollup_cells
-       WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
-       ORDER BY bucket_ms, value`,
-      { readBigInts: true },
-    ),
+    // One statement per choice of sketch columns: a blob left out is never read from disk.
+    cellsInRange: Object.fromEntries(['users:sessions', 'users:', ':sessions', ':'].map((choice) => {
+      const [users, sessions] = choice.split(':');
+      return [choice, db.prepare(
+        `SELECT merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue,
+           ${users ? 'users' : 'NULL AS users'}, ${sessions ? 'sessions' : 'NULL AS sessions'}
+         FROM rollup_cells
+         WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
+         ORDER BY bucket_ms, value`,
+        { readBigInts: true },
+      )];
+    })),
     // One statement for any number of values: the list travels as one JSON array parameter.
     cellsWithValues: db.prepare(
       `SELECT * FROM rollup_cells INDEXED BY rollup_cells_by_value
@@ -407,6 +406,8 @@ function mergeSketches(a: unknown, b: unknown): Uint8Array {
   if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array)) throw new TypeError('hll_merge takes two sketches');
   return mergeHllBytes(a, b);
 }
+
+const bothSketches: readonly SketchName[] = ['users', 'sessions'];
 
 /** What a cell read without sketches carries in their place. */
 const emptySketchBytes = Hll.empty().toBytes();

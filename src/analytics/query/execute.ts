@@ -7,7 +7,7 @@ import { TallyError } from '../../core/errors.ts';
 import type { TrackedEvent } from '../../core/event.ts';
 import { limits, time } from '../../core/limits.ts';
 import type { EventStore } from '../../core/ports/event-store.ts';
-import type { Cell, RollupStore } from '../../core/ports/rollup-store.ts';
+import type { Cell, RollupStore, SketchName } from '../../core/ports/rollup-store.ts';
 import { Aggregation, filterPredicate, slotIndex } from './aggregate.ts';
 import { parseQuery, type Query } from './parse.ts';
 import { planQuery, type Plan, type RollupSource } from './plan.ts';
@@ -78,7 +78,7 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
   const batches = await Promise.all(source.reads.map((read) => context.rollups.readCells({
     merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
     fromMs: read.fromMs, toMs: read.toMs, dimension: source.dimension, ...(source.values ? { values: source.values } : {}),
-    withSketches: needsSketches(query),
+    sketches: sketchesFor(query),
   })));
   for (const [index, cells] of batches.entries()) {
     const read = source.reads[index]!;
@@ -93,9 +93,9 @@ async function readRollups(query: Query, plan: Plan, source: RollupSource, conte
   }
 }
 
-/** Sketch blobs are most of a cell's bytes: read them only for users or sessions. */
-function needsSketches(query: Query): boolean {
-  return query.metrics.includes('users') || query.metrics.includes('sessions');
+/** Sketch blobs are most of a cell's bytes: read only those the metrics need. */
+function sketchesFor(query: Query): SketchName[] {
+  return (['users', 'sessions'] as const).filter((name) => query.metrics.includes(name));
 }
 
 /** A cell outside what was asked is an adapter bug: counting it would corrupt the answer. */
@@ -111,7 +111,7 @@ function assertCellAnswers(cell: Cell, merchantId: string, read: DateRange & { g
 async function refuseOversizedScan(query: Query, plan: Plan, context: QueryContext, budget: ScanBudget): Promise<void> {
   const batches = await Promise.all(plan.preflight.map((read) => context.rollups.readCells({
     merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
-    fromMs: read.fromMs, toMs: read.toMs, dimension: totalDimension, withSketches: false,
+    fromMs: read.fromMs, toMs: read.toMs, dimension: totalDimension, sketches: [],
   })));
   let counted = 0;
   for (const cells of batches) for (const cell of cells) counted += cell.value.events;

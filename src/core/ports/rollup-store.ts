@@ -42,6 +42,8 @@ export interface ApplyBatch {
   readonly cells: readonly Cell[];
 }
 
+export type SketchName = 'users' | 'sessions';
+
 export interface CellRangeRequest {
   readonly merchantId: string;
   readonly generation: number;
@@ -53,10 +55,10 @@ export interface CellRangeRequest {
   /** When given, only these values of the dimension. */
   readonly values?: readonly string[];
   /**
-   * False when the caller needs no users/sessions: the sketches are then returned empty and not
-   * read, which is most of the cost of a read (default true).
+   * Which sketches to read (default both). Sketch blobs are most of a cell's bytes: one left out
+   * is not read and comes back as an empty sketch.
    */
-  readonly withSketches?: boolean;
+  readonly sketches?: readonly SketchName[];
 }
 
 /** Which generation serves which time range, per merchant ('*' = every merchant). */
