@@ -9,6 +9,7 @@ import { limits, time } from '../../core/limits.ts';
 import type { EventStore } from '../../core/ports/event-store.ts';
 import type { Cell, RollupStore, SketchName } from '../../core/ports/rollup-store.ts';
 import { Aggregation, filterPredicate, slotIndex } from './aggregate.ts';
+import { estimateUnion } from '../../core/analytics/hll.ts';
 import { parseQuery, type Query } from './parse.ts';
 import { planQuery, type Plan, type RollupSource } from './plan.ts';
 import { pageResults, zeroFillSlots, type QueryResult } from './results.ts';
@@ -55,7 +56,12 @@ export async function executeQuery(query: Query, context: QueryContext, startedM
   const aggregation = new Aggregation(query.metrics);
   const budget = new ScanBudget(context.scanEventsMax ?? limits.queryScanEventsMax);
   await refuseOversizedScan(query, plan, context, budget);
-  if (plan.source.kind === 'rollup') await readRollups(query, plan, plan.source, context, aggregation);
+  let totalRows: number | null = null;
+  if (plan.source.kind === 'rollup') {
+    const pruned = await topByUnionCandidates(query, plan, plan.source, context);
+    if (pruned) totalRows = pruned.totalRows;
+    await readRollups(query, plan, pruned ? { ...plan.source, values: pruned.values } : plan.source, context, aggregation);
+  }
   for (const range of plan.scans) await scanRange(query, plan, range, context, aggregation, budget);
   for (const slot of zeroFillSlots(query, plan.buckets)) aggregation.touch(slot, []);
   const rows = aggregation.rows();
@@ -65,8 +71,73 @@ export async function executeQuery(query: Query, context: QueryContext, startedM
   if (versions.size === 0) versions.add(context.rules.logicVersion);
   return {
     results,
-    meta: { version: [...versions].sort().join(','), took_ms: Math.round((clockMs() - started) * 100) / 100, total_rows: rows.length },
+    meta: { version: [...versions].sort().join(','), took_ms: Math.round((clockMs() - started) * 100) / 100, total_rows: totalRows ?? rows.length },
   };
+}
+
+/** Rounds of the top-by-users search grow from the page size up to this many rows. */
+const candidatesPerRoundMax = 256;
+
+/**
+ * "Top N by users (or sessions)" over one dimension needs every row's union of sketches — at
+ * 10 M events, 15,000 day cells of sketch bytes for a 30-day top-10. But a row's users never
+ * exceed its events (the output is capped so), so: read counts only, visit rows by events
+ * descending, union sketches for them a round at a time, and stop when the page's last row beats
+ * the next row's events — no row after it can enter the page. Exact, not approximate. Returns
+ * the rows to read in full and the row count, or null when the shortcut does not apply.
+ */
+async function topByUnionCandidates(
+  query: Query, plan: Plan, source: RollupSource, context: QueryContext,
+): Promise<{ values: string[]; totalRows: number } | null> {
+  const first = query.orderBy[0];
+  const metric = first?.name;
+  if (!first || first.direction !== 'desc' || (metric !== 'users' && metric !== 'sessions')) return null;
+  if (plan.scans.length > 0 || query.timeDimension !== null || source.values !== null) return null;
+  if (query.dimensions.length !== 1 || query.dimensions[0] !== source.dimension) return null;
+  const predicates = query.filters.map(filterPredicate);
+  const events = new Map<string, number>();
+  const counted = await Promise.all(source.reads.map((read) => context.rollups.readCells({
+    merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
+    fromMs: read.fromMs, toMs: read.toMs, dimension: source.dimension, sketches: [],
+  })));
+  for (const cells of counted) {
+    for (const { key, value } of cells) {
+      if (predicates.every((matches) => matches(key.value))) events.set(key.value, (events.get(key.value) ?? 0) + value.events);
+    }
+  }
+  const ordered = [...events].sort((a, b) => b[1] - a[1]);
+  const needed = query.offset + query.limit;
+  if (ordered.length <= needed) return null;
+  const estimated: { value: string; estimate: number }[] = [];
+  let roundSize = needed + 1;
+  while (estimated.length < ordered.length) {
+    const threshold = estimated.length >= needed ? estimated[needed - 1]!.estimate : -1;
+    if (ordered[estimated.length]![1] < threshold) break;
+    const round = ordered.slice(estimated.length, estimated.length + roundSize);
+    const estimates = await unionEstimates(round, metric, source, context);
+    round.forEach(([value], index) => estimated.push({ value, estimate: estimates[index]! }));
+    estimated.sort((a, b) => b.estimate - a.estimate);
+    roundSize = Math.min(candidatesPerRoundMax, roundSize * 2);
+  }
+  // Only rows that can be on the page are read in full; ties at its edge are all kept, so the
+  // usual ordering (and its tie-break by dimension) decides among them.
+  const edge = estimated[needed - 1]!.estimate;
+  const page = estimated.filter(({ estimate }) => estimate >= edge).map(({ value }) => value);
+  return { values: page, totalRows: ordered.length };
+}
+
+/** Each row's output value of `metric` (the union estimate, capped at its events). */
+async function unionEstimates(
+  rows: readonly (readonly [string, number])[], metric: SketchName, source: RollupSource, context: QueryContext,
+): Promise<number[]> {
+  const values = rows.map(([value]) => value);
+  const parts = new Map<string, Uint8Array[]>(values.map((value) => [value, []]));
+  const batches = await Promise.all(source.reads.map((read) => context.rollups.readCells({
+    merchantId: context.merchantId, generation: read.generation, granularity: read.granularity,
+    fromMs: read.fromMs, toMs: read.toMs, dimension: source.dimension, values, sketches: [metric],
+  })));
+  for (const cells of batches) for (const { key, value } of cells) parts.get(key.value)?.push(value[metric]);
+  return rows.map(([value, count]) => Math.min(count, Math.round(estimateUnion(parts.get(value) ?? []))));
 }
 
 async function readRollups(query: Query, plan: Plan, source: RollupSource, context: QueryContext, aggregation: Aggregation): Promise<void> {
