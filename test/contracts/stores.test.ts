@@ -83,7 +83,7 @@ describe('sqlite stores sharing one database', () => {
       await Promise.all([events.close(), rollups.close(), merchants.close()]);
       assert.equal(db.isOpen, true);
       const versions = db.prepare('SELECT component, version FROM tally_schema ORDER BY component').all();
-      assert.deepEqual(versions.map((row) => [row.component, row.version]), [['events', 1], ['merchants', 1], ['rollups', 1]]);
+      assert.deepEqual(versions.map((row) => [row.component, row.version]), [['events', 1], ['merchants', 1], ['rollups', 2]]);
       const reopened = SqliteRollupStore.create({ db, logicVersion: 'analytics@1' });
       assert.equal(await reopened.appliedOffset('s', 0), 1);
       await reopened.close();
@@ -91,6 +91,17 @@ describe('sqlite stores sharing one database', () => {
       db.close();
       rmSync(directory, { recursive: true, force: true });
     }
+  });
+
+  test('a version-1 rollup store gains the counts index when opened by this build', async () => {
+    const db = openDatabase(':memory:');
+    SqliteRollupStore.create({ db, logicVersion: 'analytics@1' });
+    db.exec("DROP INDEX rollup_cells_counts; UPDATE tally_schema SET version = 1 WHERE component = 'rollups'");
+    SqliteRollupStore.create({ db, logicVersion: 'analytics@1' });
+    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'rollup_cells_counts'").all();
+    assert.equal(indexes.length, 1);
+    assert.equal(db.prepare("SELECT version FROM tally_schema WHERE component = 'rollups'").get()?.version, 2);
+    db.close();
   });
 
   test('a database written by a newer schema version is refused rather than misread', () => {

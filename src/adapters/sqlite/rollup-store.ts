@@ -23,7 +23,8 @@ export interface SqliteRollupStoreOptions {
 }
 
 const schemaComponent = 'rollups';
-const schemaVersion = 1;
+/** 2: the covering counts index; opening a version-1 store adds it (every create step is IF NOT EXISTS). */
+const schemaVersion = 2;
 
 
 // Cells are clustered by exactly the readCells access path: one range scan per request.
@@ -43,6 +44,10 @@ const createTablesSql = `
     PRIMARY KEY (merchant_id, generation, granularity, dimension, bucket_ms, value)
   ) STRICT, WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS rollup_cells_by_value ON rollup_cells (merchant_id, generation, granularity, dimension, value, bucket_ms);
+  -- Covers reads without sketches: the table's pages are mostly sketch bytes, and a top-N query
+  -- first reads the counts of thousands of cells. (Schema 2 added it.)
+  CREATE INDEX IF NOT EXISTS rollup_cells_counts
+    ON rollup_cells (merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue);
   CREATE TABLE IF NOT EXISTS rollup_offsets (
     stream TEXT NOT NULL,
     log_partition INTEGER NOT NULL,
@@ -107,7 +112,7 @@ interface Statements {
   readonly setJobState: StatementSync;
   /** Keyed 'users:sessions', 'users:', ':sessions' or ':' by the sketch columns read. */
   readonly cellsInRange: Readonly<Record<string, StatementSync>>;
-  readonly cellsWithValues: StatementSync;
+  readonly cellsWithValues: Readonly<Record<string, StatementSync>>;
   readonly upsertCell: StatementSync;
   readonly ping: StatementSync;
 }
@@ -167,8 +172,7 @@ export class SqliteRollupStore implements RollupStore {
       if (request.values.length === 0) return [];
       return this.#readValues(request);
     }
-    const wanted = request.sketches ?? bothSketches;
-    const statement = this.#statements.cellsInRange[`${wanted.includes('users') ? 'users' : ''}:${wanted.includes('sessions') ? 'sessions' : ''}`]!;
+    const statement = this.#statements.cellsInRange[sketchChoice(request)]!;
     return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
   }
 
@@ -289,7 +293,8 @@ export class SqliteRollupStore implements RollupStore {
 
   #readValues(request: CellRangeRequest): Cell[] {
     const { merchantId, generation, granularity, dimension, fromMs, toMs } = request;
-    return this.#statements.cellsWithValues.all(merchantId, generation, granularity, dimension, fromMs, toMs, JSON.stringify(request.values)).map(rowToCell);
+    const statement = this.#statements.cellsWithValues[sketchChoice(request)]!;
+    return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs, JSON.stringify(request.values)).map(rowToCell);
   }
 
   #assertGenerationsKnown(cells: readonly Cell[]): void {
@@ -362,20 +367,25 @@ function prepareStatements(db: DatabaseSync): Statements {
       return [choice, db.prepare(
         `SELECT merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue,
            ${users ? 'users' : 'NULL AS users'}, ${sessions ? 'sessions' : 'NULL AS sessions'}
-         FROM rollup_cells
+         FROM rollup_cells ${users || sessions ? '' : 'INDEXED BY rollup_cells_counts'}
          WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
          ORDER BY bucket_ms, value`,
         { readBigInts: true },
       )];
     })),
     // One statement for any number of values: the list travels as one JSON array parameter.
-    cellsWithValues: db.prepare(
-      `SELECT * FROM rollup_cells INDEXED BY rollup_cells_by_value
-       WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
-         AND rollup_cells.value IN (SELECT wanted.value FROM json_each(?) AS wanted)
-       ORDER BY bucket_ms, rollup_cells.value`,
-      { readBigInts: true },
-    ),
+    cellsWithValues: Object.fromEntries(['users:sessions', 'users:', ':sessions', ':'].map((choice) => {
+      const [users, sessions] = choice.split(':');
+      return [choice, db.prepare(
+        `SELECT merchant_id, generation, granularity, dimension, bucket_ms, rollup_cells.value, events, revenue,
+           ${users ? 'users' : 'NULL AS users'}, ${sessions ? 'sessions' : 'NULL AS sessions'}
+         FROM rollup_cells INDEXED BY rollup_cells_by_value
+         WHERE merchant_id = ? AND generation = ? AND granularity = ? AND dimension = ? AND bucket_ms >= ? AND bucket_ms < ?
+           AND rollup_cells.value IN (SELECT wanted.value FROM json_each(?) AS wanted)
+         ORDER BY bucket_ms, rollup_cells.value`,
+        { readBigInts: true },
+      )];
+    })),
     upsertCell: db.prepare(
       `INSERT INTO rollup_cells (merchant_id, generation, granularity, dimension, bucket_ms, value, events, revenue, users, sessions)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -408,6 +418,12 @@ function mergeSketches(a: unknown, b: unknown): Uint8Array {
 }
 
 const bothSketches: readonly SketchName[] = ['users', 'sessions'];
+
+/** The statement key for the sketch columns a read wants: 'users:sessions', 'users:', ':sessions' or ':'. */
+function sketchChoice(request: CellRangeRequest): string {
+  const wanted = request.sketches ?? bothSketches;
+  return `${wanted.includes('users') ? 'users' : ''}:${wanted.includes('sessions') ? 'sessions' : ''}`;
+}
 
 /** What a cell read without sketches carries in their place. */
 const emptySketchBytes = Hll.empty().toBytes();
