@@ -103,3 +103,38 @@ export function migrateComponent(db: DatabaseSync, schema: SchemaComponent): voi
       .run(schema.component, schema.version);
   });
 }
+
+/**
+ * A store's hold on its database: a connection it opened itself (from a path) and must close, or
+ * one borrowed from the composition root (several stores share a file) and left open. Set-up
+ * failures close what it opened; use after close is refused.
+ */
+export class StoreConnection {
+  readonly db: DatabaseSync;
+  readonly #owned: boolean;
+  readonly #name: string;
+  #closed = false;
+
+  constructor(source: DatabaseSync | string, name: string, setUp: (db: DatabaseSync) => void) {
+    this.#owned = typeof source === 'string';
+    this.#name = name;
+    this.db = typeof source === 'string' ? openDatabase(source) : source;
+    try {
+      setUp(this.db);
+    } catch (error) {
+      if (this.#owned) this.db.close();
+      throw error;
+    }
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new Error(`${this.#name} is closed`);
+  }
+
+  /** Idempotent; closes the database only if this store opened it. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#owned) this.db.close();
+  }
+}

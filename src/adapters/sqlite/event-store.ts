@@ -5,7 +5,7 @@ import { assertScanRequest, decodeScanCursor, encodeScanCursor } from '../../cor
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 import type { TrackedEvent } from '../../core/event.ts';
 import type { EventStore, ScanPage, ScanRequest, StoredEvent } from '../../core/ports/event-store.ts';
-import { migrateComponent, openDatabase, transaction } from './database.ts';
+import { migrateComponent, StoreConnection, transaction } from './database.ts';
 
 export interface SqliteEventStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -41,7 +41,7 @@ const scanColumns = 'ts_ms, event_id, source_partition, source_offset, body';
 
 export class SqliteEventStore implements EventStore {
   readonly #db: DatabaseSync;
-  readonly #ownsDb: boolean;
+  readonly #connection: StoreConnection;
   /** Full chunks go through the multi-row statements, the rest one row per call. */
   readonly #insertChunk: StatementSync;
   readonly #insertOne: StatementSync;
@@ -50,21 +50,14 @@ export class SqliteEventStore implements EventStore {
   readonly #scanFirst: StatementSync;
   readonly #scanAfter: StatementSync;
   readonly #ping: StatementSync;
-  #closed = false;
 
   static create(options: SqliteEventStoreOptions): SqliteEventStore {
     return new SqliteEventStore(options);
   }
 
   constructor(options: SqliteEventStoreOptions) {
-    this.#ownsDb = typeof options.db === 'string';
-    this.#db = typeof options.db === 'string' ? openDatabase(options.db) : options.db;
-    try {
-      migrate(this.#db);
-    } catch (error) {
-      if (this.#ownsDb) this.#db.close();
-      throw error;
-    }
+    this.#connection = new StoreConnection(options.db, 'SqliteEventStore', migrate);
+    this.#db = this.#connection.db;
     this.#insertChunk = prepareInsert(this.#db, insertRowsMax);
     this.#insertOne = prepareInsert(this.#db, 1);
     this.#lookupChunk = prepareLookup(this.#db, lookupKeysMax);
@@ -115,9 +108,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ownsDb) this.#db.close();
+    this.#connection.close();
   }
 
   /** Inserts items[start, end); returns how many rows went in. */
@@ -163,7 +154,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new Error('SqliteEventStore is closed');
+    this.#connection.assertOpen();
   }
 }
 

@@ -3,7 +3,7 @@
 // key up is one index probe.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { KeyKind, Merchant, MerchantStore, NewMerchant } from '../../core/ports/merchant-store.ts';
-import { migrateComponent, openDatabase, transaction } from './database.ts';
+import { migrateComponent, StoreConnection, transaction } from './database.ts';
 
 export interface SqliteMerchantStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -33,7 +33,7 @@ const merchantColumns = 'm.id, m.name, m.currency, m.allowed_origins, m.created_
 
 export class SqliteMerchantStore implements MerchantStore {
   readonly #db: DatabaseSync;
-  readonly #ownsDb: boolean;
+  readonly #connection: StoreConnection;
   readonly #insertMerchant: StatementSync;
   readonly #insertKey: StatementSync;
   readonly #merchantExists: StatementSync;
@@ -41,21 +41,14 @@ export class SqliteMerchantStore implements MerchantStore {
   readonly #list: StatementSync;
   readonly #byKeyHash: StatementSync;
   readonly #ping: StatementSync;
-  #closed = false;
 
   static create(options: SqliteMerchantStoreOptions): SqliteMerchantStore {
     return new SqliteMerchantStore(options);
   }
 
   constructor(options: SqliteMerchantStoreOptions) {
-    this.#ownsDb = typeof options.db === 'string';
-    this.#db = typeof options.db === 'string' ? openDatabase(options.db) : options.db;
-    try {
-      migrate(this.#db);
-    } catch (error) {
-      if (this.#ownsDb) this.#db.close();
-      throw error;
-    }
+    this.#connection = new StoreConnection(options.db, 'SqliteMerchantStore', migrate);
+    this.#db = this.#connection.db;
     const db = this.#db;
     this.#insertMerchant = db.prepare('INSERT INTO merchants (id, name, currency, allowed_origins, created_ms) VALUES (?, ?, ?, ?, ?)');
     this.#insertKey = db.prepare('INSERT INTO merchant_keys (key_hash, merchant_id, kind) VALUES (?, ?, ?)');
@@ -106,13 +99,11 @@ export class SqliteMerchantStore implements MerchantStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ownsDb) this.#db.close();
+    this.#connection.close();
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new Error('SqliteMerchantStore is closed');
+    this.#connection.assertOpen();
   }
 }
 

@@ -13,7 +13,7 @@ import type {
   ApplyBatch, BuildingGeneration, Cell, CellRangeRequest, GenerationInfo, Granularity, LayoutOverlay,
   ReprocessJob, ReprocessState, RollupLayout, RollupStore,
 } from '../../core/ports/rollup-store.ts';
-import { migrateComponent, openDatabase, transaction } from './database.ts';
+import { migrateComponent, StoreConnection, transaction } from './database.ts';
 
 export interface SqliteRollupStoreOptions {
   /** An open database (shared with other stores, owned by the caller) or a file path to open and own. */
@@ -119,26 +119,23 @@ interface Statements {
 
 export class SqliteRollupStore implements RollupStore {
   readonly #db: DatabaseSync;
-  readonly #ownsDb: boolean;
+  readonly #connection: StoreConnection;
   readonly #statements: Statements;
-  #closed = false;
 
   static create(options: SqliteRollupStoreOptions): SqliteRollupStore {
     return new SqliteRollupStore(options);
   }
 
   constructor(options: SqliteRollupStoreOptions) {
-    this.#ownsDb = typeof options.db === 'string';
-    this.#db = typeof options.db === 'string' ? openDatabase(options.db) : options.db;
-    try {
+    let statements: Statements | undefined;
+    this.#connection = new StoreConnection(options.db, 'SqliteRollupStore', (db) => {
       // Registered before any statement that calls it is prepared; it throws on corrupt bytes.
-      this.#db.function('hll_merge', { deterministic: true }, mergeSketches);
-      migrate(this.#db, options.logicVersion);
-      this.#statements = prepareStatements(this.#db);
-    } catch (error) {
-      if (this.#ownsDb) this.#db.close();
-      throw error;
-    }
+      db.function('hll_merge', { deterministic: true }, mergeSketches);
+      migrate(db, options.logicVersion);
+      statements = prepareStatements(db);
+    });
+    this.#db = this.#connection.db;
+    this.#statements = statements!;
   }
 
   async appliedOffset(stream: string, partition: number): Promise<number> {
@@ -271,9 +268,7 @@ export class SqliteRollupStore implements RollupStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ownsDb) this.#db.close();
+    this.#connection.close();
   }
 
   /**
@@ -331,7 +326,7 @@ export class SqliteRollupStore implements RollupStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new Error('SqliteRollupStore is closed');
+    this.#connection.assertOpen();
   }
 }
 
