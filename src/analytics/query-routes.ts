@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app/services.ts';
 import { KeyResolver } from '../http/auth.ts';
 import { RateLimiter } from '../http/rate-limit.ts';
-import { runQuery } from './query/index.ts';
+import { runCachedQuery } from './query/index.ts';
 
 /** Query bodies are small; a large one is a mistake or an attack. */
 const queryBodyBytesMax = 64 * 1024;
@@ -16,10 +16,11 @@ export async function queryRoutes(app: FastifyInstance, services: Services): Pro
   app.post('/v1/query', { bodyLimit: queryBodyBytesMax }, async (request) => {
     const merchant = await keys.resolve(request, 'secret');
     limiter.take(`secret:${merchant.id}`);
-    return runQuery(request.body, {
+    const cacheControl = request.headers['cache-control'];
+    return runCachedQuery(request.body, {
       merchantId: merchant.id, merchantCurrency: merchant.currency,
       rollups: services.rollups, events: services.events, rules: services.rules,
       scanEventsMax: services.config.queryScanEventsMax,
-    }, services.now());
+    }, services.now(), { cache: services.queryCache, bypass: typeof cacheControl === 'string' && /\bno-cache\b/i.test(cacheControl) });
   });
 }

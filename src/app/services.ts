@@ -7,6 +7,7 @@ import type { EventStore } from '../core/ports/event-store.ts';
 import type { RollupStore } from '../core/ports/rollup-store.ts';
 import type { MerchantStore } from '../core/ports/merchant-store.ts';
 import type { GeoLookup } from '../core/ports/geo-lookup.ts';
+import type { Cache } from '../core/ports/cache.ts';
 import type { AnalyticsRules } from '../core/analytics/rules.ts';
 import type { TallyMetrics } from '../http/metrics.ts';
 
@@ -20,6 +21,8 @@ export interface Services {
   readonly geo: GeoLookup;
   readonly rules: AnalyticsRules;
   readonly metrics: TallyMetrics;
+  /** Query results by data version; null when disabled (TALLY_QUERY_CACHE_MB=0). */
+  readonly queryCache: Cache | null;
   /** Secret behind the daily visitor-hash salt; lives in the data directory, never in events. */
   readonly saltSecret: Uint8Array;
   /** SHA-256 of the admin token (from TALLY_ADMIN_TOKEN, or generated on first start); null: admin API off. */

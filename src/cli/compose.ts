@@ -14,6 +14,8 @@ import { SqliteEventStore } from '../adapters/sqlite/event-store.ts';
 import { SqliteRollupStore } from '../adapters/sqlite/rollup-store.ts';
 import { SqliteMerchantStore } from '../adapters/sqlite/merchant-store.ts';
 import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
+import { MemoryCache } from '../adapters/memory/cache.ts';
+import { limits } from '../core/limits.ts';
 import { TallyMetrics } from '../http/metrics.ts';
 import { hashKey } from '../http/auth.ts';
 import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
@@ -66,6 +68,7 @@ export async function openEmbedded(config: Config, options: EmbeddedOptions = {}
   const services: Services = {
     config, logger, log, events, rollups, merchants, rules, metrics,
     geo: openGeoLookup(config.geoipDatabase),
+    queryCache: config.queryCacheMb === 0 ? null : new MemoryCache({ entriesMax: limits.queryCacheEntriesMax, bytesMax: config.queryCacheMb * 1024 * 1024 }),
     saltSecret: readOrCreateSecret(join(config.dataDir, files.saltSecret)),
     adminTokenHash: config.adminToken ? hashKey(config.adminToken) : (generated?.hash ?? readAdminTokenHash(config.dataDir)),
     now: options.now ?? Date.now,

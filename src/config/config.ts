@@ -26,6 +26,8 @@ export interface Config {
   /** Partitions of the events topic, fixed when the topic is created. */
   readonly eventsPartitions: number;
   readonly queryScanEventsMax: number;
+  /** Memory for cached query results (MiB); 0 turns the cache off. */
+  readonly queryCacheMb: number;
 }
 
 interface Setting {
@@ -51,6 +53,7 @@ const defaults: Config = Object.freeze({
   trustProxy: false,
   eventsPartitions: 8,
   queryScanEventsMax: limits.queryScanEventsMax,
+  queryCacheMb: 64,
 });
 
 export class ConfigError extends Error {
@@ -101,6 +104,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_GEOIP_DB', key: 'geoipDatabase', parse: text, description: 'Path of a MaxMind/DB-IP country .mmdb file; unset: no country lookup.' },
   { env: 'TALLY_TRUST_PROXY', key: 'trustProxy', parse: boolean, description: 'Take the client IP from X-Forwarded-For (only behind your own proxy).' },
   { env: 'TALLY_EVENTS_PARTITIONS', key: 'eventsPartitions', parse: integer(1, 1024), description: 'Partitions of the events topic, fixed at creation.' },
+  { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB); 0 turns the cache off.' },
   { env: 'TALLY_QUERY_SCAN_EVENTS_MAX', key: 'queryScanEventsMax', parse: integer(1000, 100_000_000), description: 'Raw events one query may scan before query_too_large.' },
 ];
 

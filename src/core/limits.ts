@@ -88,6 +88,8 @@ export const limits = {
   queryBucketsMax: 5000,
   /** Longest date range a query may span (about 5 years). */
   queryRangeMsMax: 5 * 366 * dayMs,
+  /** Cached query results per process: bounds the cache's bookkeeping whatever its byte budget. */
+  queryCacheEntriesMax: 10_000,
   /** Raw events a query may scan before it is refused with query_too_large. */
   queryScanEventsMax: 2_000_000,
 

@@ -326,6 +326,23 @@ function describeReadCells(withStore: WithStore): void {
       assert.deepEqual(await store.readCells({ ...request, values: [] }), []);
     }));
 
+  test('dataVersion moves on with every apply and layout change, and only then', () =>
+    withStore(async ({ store }) => {
+      const first = await store.dataVersion();
+      assert.equal(await store.dataVersion(), first, 'stable while nothing changes');
+      const epoch = (await store.layout()).epoch;
+      await store.apply({ stream: 's', partition: 0, fromOffset: 0, throughOffset: 4, layoutEpoch: epoch, cells: [makeCell()] });
+      const afterApply = await store.dataVersion();
+      assert.notEqual(afterApply, first);
+      await store.readCells(request);
+      assert.equal(await store.dataVersion(), afterApply, 'reads change nothing');
+      await store.apply({ stream: 's', partition: 1, fromOffset: 0, throughOffset: 0, layoutEpoch: epoch, cells: [] });
+      const afterEmptyApply = await store.dataVersion();
+      assert.notEqual(afterEmptyApply, afterApply, 'even an apply without cells (its records may have been scanned raw)');
+      await store.startReprocess({ id: 'job-v', stream: 's', merchantId: '*', fromMs: dayStartMs, toMs: dayStartMs + 86_400_000, logicVersion: 'analytics@2', nowMs: 1 });
+      assert.notEqual(await store.dataVersion(), afterEmptyApply, 'a layout change');
+    }));
+
   test('readCells reads only the sketches asked for; the others come back empty', () =>
     withStore(async ({ store }) => {
       await seed(store);

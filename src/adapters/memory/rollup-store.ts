@@ -103,6 +103,13 @@ export class MemoryRollupStore implements RollupStore {
     return cells.sort(compareCells);
   }
 
+  async dataVersion(): Promise<string> {
+    this.#assertOpen();
+    const offsets = [...this.#offsets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .flatMap(([stream, partitions]) => [...partitions].sort(([a], [b]) => a - b).map(([partition, offset]) => `${stream}:${partition}:${offset}`));
+    return `${this.#epoch}/${offsets.join(',')}`;
+  }
+
   async layout(): Promise<RollupLayout> {
     this.#assertOpen();
     const base = this.#generations.get(this.#baseGeneration) as GenerationInfo;

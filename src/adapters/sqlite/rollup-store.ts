@@ -113,6 +113,7 @@ interface Statements {
   /** Keyed 'users:sessions', 'users:', ':sessions' or ':' by the sketch columns read. */
   readonly cellsInRange: Readonly<Record<string, StatementSync>>;
   readonly cellsWithValues: Readonly<Record<string, StatementSync>>;
+  readonly dataVersion: StatementSync;
   readonly upsertCell: StatementSync;
   readonly ping: StatementSync;
 }
@@ -171,6 +172,12 @@ export class SqliteRollupStore implements RollupStore {
     }
     const statement = this.#statements.cellsInRange[sketchChoice(request)]!;
     return statement.all(merchantId, generation, granularity, dimension, fromMs, toMs).map(rowToCell);
+  }
+
+  async dataVersion(): Promise<string> {
+    this.#assertOpen();
+    const row = this.#statements.dataVersion.get();
+    return `${String(row?.epoch)}/${String(row?.offsets ?? '')}`;
   }
 
   async layout(): Promise<RollupLayout> {
@@ -391,6 +398,11 @@ function prepareStatements(db: DatabaseSync): Statements {
          sessions = hll_merge(sessions, excluded.sessions)`,
     ),
     ping: db.prepare('SELECT 1'),
+    dataVersion: db.prepare(
+      `SELECT (SELECT epoch FROM rollup_state WHERE id = 1) AS epoch,
+              (SELECT group_concat(stream || ':' || log_partition || ':' || applied_offset, ',')
+                 FROM (SELECT * FROM rollup_offsets ORDER BY stream, log_partition)) AS offsets`,
+    ),
   };
 }
 

@@ -126,6 +126,11 @@ export interface RollupStore {
   apply(batch: ApplyBatch): Promise<void>;
   readCells(request: CellRangeRequest): Promise<Cell[]>;
   layout(): Promise<RollupLayout>;
+  /**
+   * Changes whenever what queries read can change: any apply (applied offsets move) or layout
+   * change (a reprocessing switch). Cached query results are keyed by it.
+   */
+  dataVersion(): Promise<string>;
 
   /** Registers a rebuild into a new generation, snapshotting the stream's applied offsets. */
   startReprocess(input: { id: string; stream: string; merchantId: string; fromMs: number; toMs: number; logicVersion: string; nowMs: number }): Promise<ReprocessJob>;
