@@ -35,13 +35,16 @@ export async function postEvents(server: BenchServer, bodies: readonly string[],
   });
 }
 
+/** Sent on queries that must be computed, not answered from Tally's query-result cache. */
+export const noCache: Readonly<Record<string, string>> = { 'cache-control': 'no-cache' };
+
 /** POSTs one query body over and over with the merchant's secret key. */
-export async function postQueries(server: BenchServer, query: object, options: CannonOptions): Promise<Result> {
+export async function postQueries(server: BenchServer, query: object, options: CannonOptions, headers: Readonly<Record<string, string>> = {}): Promise<Result> {
   return autocannon({
     url: `${server.url}/v1/query`,
     method: 'POST',
     timeout: requestTimeoutSeconds,
-    headers: { authorization: `Bearer ${server.keys.secretKey}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${server.keys.secretKey}`, 'content-type': 'application/json', ...headers },
     body: JSON.stringify(query),
     ...options,
   });
@@ -62,10 +65,10 @@ export interface QueryAnswer {
   readonly meta: { took_ms: number; total_rows: number };
 }
 
-export async function query(server: BenchServer, body: object): Promise<QueryAnswer> {
+export async function query(server: BenchServer, body: object, headers: Readonly<Record<string, string>> = {}): Promise<QueryAnswer> {
   const response = await fetch(`${server.url}/v1/query`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${server.keys.secretKey}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${server.keys.secretKey}`, 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
   const text = await response.text();

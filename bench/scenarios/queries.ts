@@ -1,7 +1,8 @@
 // Scenario "query": the two questions every dashboard opens with — a 30-day daily time series and
 // the 30-day top-10 pages — over 1 M and 10 M events. Targets at 10 M: p99 ≤ 20 ms and within
-// 1.5× of the same at 1 M; ≥ 2,000 queries/s at 20 connections.
-import { failures, failureText, postQueries, query, type QueryAnswer } from '../client.ts';
+// 1.5× of the same at 1 M; ≥ 2,000 queries/s at 20 connections. Measured cold (Cache-Control:
+// no-cache: computed every time) and, for throughput, warm (answered from the query-result cache).
+import { failures, failureText, noCache, postQueries, query, type QueryAnswer } from '../client.ts';
 import { countryNote } from '../data.ts';
 import { startServer, type BenchServer } from '../server.ts';
 import type { Datasets, Dataset } from '../datasets.ts';
@@ -51,6 +52,9 @@ interface Measured {
   readonly loadedP99Ms: number;
   readonly loadedP50Ms: number;
   readonly perSecond: number;
+  /** The same load answered from the query-result cache (no batch applied meanwhile). */
+  readonly cachedP99Ms: number;
+  readonly cachedPerSecond: number;
 }
 
 export async function runQueries(context: BenchContext, datasets: Datasets): Promise<ScenarioReport> {
@@ -75,17 +79,20 @@ async function measureDataset(context: BenchContext, dataset: Dataset, notes: st
   try {
     for (const item of queries) {
       item.check(await query(server, item.body), dataset.events);
-      for (let count = 0; count < warmupQueries; count++) await query(server, item.body);
+      for (let count = 0; count < warmupQueries; count++) await query(server, item.body, noCache);
       context.log(`query: ${item.name} at ${formatCount(dataset.events)} events: 1 connection, then ${connections}`);
       const alone = await timeAlone(server, item.body, Math.max(2, context.scale.querySeconds / 2));
       const cpu = measureCpu(server);
-      const loaded = await postQueries(server, item.body, { connections, duration: context.scale.querySeconds });
+      const loaded = await postQueries(server, item.body, { connections, duration: context.scale.querySeconds }, noCache);
       const cpuNote = cpu.stop();
+      const cached = await postQueries(server, item.body, { connections, duration: Math.max(2, context.scale.querySeconds / 2) });
+      if (failures(cached)) notes.push(`query: ${item.name} at ${formatCount(dataset.events)}, cached: FAILURES ${failureText(cached)}`);
       if (failures(loaded)) notes.push(`query: ${item.name} at ${formatCount(dataset.events)}: FAILURES ${failureText(loaded)}`);
       notes.push(`query: ${item.name} at ${formatCount(dataset.events)}, ${connections} connections: ${cpuNote}`);
       results.set(item.name, {
         aloneP99Ms: quantile(alone, 0.99), aloneP50Ms: quantile(alone, 0.5),
         loadedP99Ms: loaded.latency.p99, loadedP50Ms: loaded.latency.p50, perSecond: loaded['2xx'] / loaded.duration,
+        cachedP99Ms: cached.latency.p99, cachedPerSecond: cached['2xx'] / cached.duration,
       });
     }
   } finally {
@@ -104,7 +111,7 @@ async function timeAlone(server: BenchServer, body: object, seconds: number): Pr
   const endMs = performance.now() + seconds * 1000;
   while (performance.now() < endMs) {
     const startedMs = performance.now();
-    await query(server, body);
+    await query(server, body, noCache);
     latenciesMs.push(performance.now() - startedMs);
   }
   return latenciesMs;
@@ -118,9 +125,11 @@ function queryRows(sizes: readonly number[], measured: ReadonlyMap<number, Reado
       const figures = measured.get(size)?.get(item.name);
       if (!figures) continue;
       const scenario = `${item.name} @ ${shortCount(size)}`;
-      rows.push(row(scenario, `p99 ≤ ${p99MsGoal} ms, 1 conn`, `p99 ${formatMs(figures.aloneP99Ms)} (p50 ${formatMs(figures.aloneP50Ms)})`, atMost(figures.aloneP99Ms, p99MsGoal)));
-      rows.push(row(scenario, `p99 ≤ ${p99MsGoal} ms, ${connections} conns`, `p99 ${formatMs(figures.loadedP99Ms)} (p50 ${formatMs(figures.loadedP50Ms)})`, atMost(figures.loadedP99Ms, p99MsGoal)));
-      rows.push(row(scenario, `≥ ${formatCount(queriesPerSecondGoal)} queries/s, ${connections} conns`, `${formatCount(figures.perSecond)} queries/s`, atLeast(figures.perSecond, queriesPerSecondGoal)));
+      rows.push(row(scenario, `p99 ≤ ${p99MsGoal} ms, 1 conn, cold`, `p99 ${formatMs(figures.aloneP99Ms)} (p50 ${formatMs(figures.aloneP50Ms)})`, atMost(figures.aloneP99Ms, p99MsGoal)));
+      rows.push(row(scenario, `p99 ≤ ${p99MsGoal} ms, ${connections} conns, cold`, `p99 ${formatMs(figures.loadedP99Ms)} (p50 ${formatMs(figures.loadedP50Ms)})`, atMost(figures.loadedP99Ms, p99MsGoal)));
+      rows.push(row(scenario, `≥ ${formatCount(queriesPerSecondGoal)} queries/s, ${connections} conns, cold`, `${formatCount(figures.perSecond)} queries/s`, atLeast(figures.perSecond, queriesPerSecondGoal)));
+      rows.push(row(scenario, `≥ ${formatCount(queriesPerSecondGoal)} queries/s, ${connections} conns, cached`,
+        `${formatCount(figures.cachedPerSecond)} queries/s (p99 ${formatMs(figures.cachedP99Ms)})`, atLeast(figures.cachedPerSecond, queriesPerSecondGoal)));
       const base = size === baseline ? undefined : measured.get(baseline)?.get(item.name);
       if (!base) continue;
       const ratio = figures.aloneP99Ms / base.aloneP99Ms;
