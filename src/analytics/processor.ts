@@ -167,4 +167,3 @@ function asTransient(error: unknown): unknown {
   return error;
 }
 
-export type { TrackedEvent };
