@@ -17,6 +17,7 @@ import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
 import { MemoryCache } from '../adapters/memory/cache.ts';
 import { limits } from '../core/limits.ts';
 import { TallyMetrics } from '../http/metrics.ts';
+import type { PrunableLog } from '../runtime/log-retention.ts';
 import { hashKey } from '../http/auth.ts';
 import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
 
@@ -26,6 +27,8 @@ export interface Embedded {
   readonly firstStart: boolean;
   /** The admin token generated on a first start without TALLY_ADMIN_TOKEN: print it once. */
   readonly generatedAdminToken: string | null;
+  /** The log, for retention (pruning is not part of the EventLog port: Kafka has its own). */
+  readonly prunableLog: PrunableLog;
   close(): Promise<void>;
 }
 
@@ -77,6 +80,7 @@ export async function openEmbedded(config: Config, options: EmbeddedOptions = {}
     services,
     firstStart,
     generatedAdminToken: generated?.token ?? null,
+    prunableLog: log,
     async close() {
       await log.close();
       await Promise.allSettled([events.close(), rollups.close(), merchants.close()]);

@@ -11,6 +11,8 @@ import { resumeReprocessJobs } from '../admin/routes.ts';
 import { createMerchant } from '../admin/merchants.ts';
 import { openEmbedded } from './compose.ts';
 import { startProcessorThread } from './processor-thread.ts';
+import { startLogRetention } from '../runtime/log-retention.ts';
+import { limits } from '../core/limits.ts';
 
 const listenBacklog = 4096;
 
@@ -43,6 +45,10 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
   }
   // Bursts of new connections (1,000 users at once) overflow Node's default backlog of 511 and
   // cost the dropped ones a 1 s SYN retry.
+  // The process that appends also prunes (several collectors pruning at once is safe).
+  const retention = roles.includes('collector')
+    ? startLogRetention(embedded.prunableLog, { retentionMs: config.logRetentionMs, intervalMs: limits.logRetentionIntervalMs, logger })
+    : null;
   const address = await app.listen({ host: config.host, port: config.port, backlog: listenBacklog });
   logger.info({ address, roles, dataDir: config.dataDir }, 'tally is running');
   if (options.firstStartDemo && embedded.firstStart) {

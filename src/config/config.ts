@@ -28,6 +28,8 @@ export interface Config {
   readonly queryScanEventsMax: number;
   /** Memory for cached query results (MiB); 0 turns the cache off. */
   readonly queryCacheMb: number;
+  /** How long processed records stay in the embedded log (they are already in the stores). */
+  readonly logRetentionMs: number;
 }
 
 interface Setting {
@@ -54,6 +56,7 @@ const defaults: Config = Object.freeze({
   eventsPartitions: 8,
   queryScanEventsMax: limits.queryScanEventsMax,
   queryCacheMb: 64,
+  logRetentionMs: 24 * time.hourMs,
 });
 
 export class ConfigError extends Error {
@@ -104,6 +107,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_GEOIP_DB', key: 'geoipDatabase', parse: text, description: 'Path of a MaxMind/DB-IP country .mmdb file; unset: no country lookup.' },
   { env: 'TALLY_TRUST_PROXY', key: 'trustProxy', parse: boolean, description: 'Take the client IP from X-Forwarded-For (only behind your own proxy).' },
   { env: 'TALLY_EVENTS_PARTITIONS', key: 'eventsPartitions', parse: integer(1, 1024), description: 'Partitions of the events topic, fixed at creation.' },
+  { env: 'TALLY_LOG_RETENTION_HOURS', key: 'logRetentionMs', parse: (raw: string): number => integer(1, 24 * 366)(raw) * time.hourMs, description: 'Hours processed records stay in the embedded log before they are pruned.' },
   { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB); 0 turns the cache off.' },
   { env: 'TALLY_QUERY_SCAN_EVENTS_MAX', key: 'queryScanEventsMax', parse: integer(1000, 100_000_000), description: 'Raw events one query may scan before query_too_large.' },
 ];

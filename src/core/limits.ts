@@ -68,6 +68,8 @@ export const limits = {
   pollWaitMsMax: 60_000,
   /** Appends waiting for one group commit: bounds memory and the latency of the last one in. */
   appendQueueRecordsMax: 50_000,
+  /** How often the embedded log's retention pass runs. */
+  logRetentionIntervalMs: 5 * minuteMs,
   /** Group-commit window: appends arriving within it share one fsync. */
   groupCommitWindowMs: 0,
 
