@@ -3,7 +3,7 @@
 // whether the embedded log or Kafka carries it. Also the argument rules every adapter enforces.
 
 import { limits } from './limits.ts';
-import type { AppendRecord } from './ports/event-log.ts';
+import type { AppendRecord, ConsumerOptions } from './ports/event-log.ts';
 
 const murmurSeed = 0x9747b28c;
 const murmurMultiplier = 0x5bd1e995;
@@ -92,4 +92,20 @@ export function assertAppendRecords(topic: string, records: readonly AppendRecor
       throw new TypeError(`append to "${topic}": record ${index} needs a string key and a string value`);
     }
   });
+}
+
+/** What every adapter's consumer() refuses: a group without a name, no topics, a bad topic name. */
+export function assertConsumerOptions(options: ConsumerOptions): void {
+  if (typeof options.group !== 'string' || options.group.length === 0) {
+    throw new TypeError('consumer: group must be a non-empty string');
+  }
+  if (options.topics.length === 0) throw new TypeError('consumer: topics must not be empty');
+  for (const topic of options.topics) assertTopicName(topic);
+}
+
+/** An adapter option that must be a positive integer, or its default when not given. */
+export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < 1) throw new RangeError(`${name} must be a positive integer, got ${chosen}`);
+  return chosen;
 }

@@ -6,7 +6,8 @@ import { limits } from '../../core/limits.ts';
 import {
   assertAppendRecords,
   assertPollArguments,
-  assertTopicName,
+  assertConsumerOptions,
+  positiveInteger,
   assertTopicShape,
   partitionForKey,
 } from '../../core/partitioner.ts';
@@ -170,11 +171,7 @@ export class MemoryEventLog implements EventLog {
 
   consumer(options: ConsumerOptions): LogConsumer {
     this.#assertOpen();
-    if (typeof options.group !== 'string' || options.group.length === 0) {
-      throw new TypeError('consumer: group must be a non-empty string');
-    }
-    if (options.topics.length === 0) throw new TypeError('consumer: topics must not be empty');
-    for (const topic of options.topics) assertTopicName(topic);
+    assertConsumerOptions(options);
     this.#membersCreated += 1;
     const consumer = new MemoryConsumer(this, options, `member-${String(this.#membersCreated).padStart(6, '0')}`);
     this.#consumers.add(consumer);
@@ -485,12 +482,6 @@ class MemoryConsumer implements LogConsumer {
 
 function partitionsOf(owned: readonly OwnedPartition[]): LogPartition[] {
   return owned.map(({ topic, partition }) => ({ topic, partition }));
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  const chosen = value ?? fallback;
-  if (!Number.isSafeInteger(chosen) || chosen < 1) throw new RangeError(`${name} must be a positive integer, got ${chosen}`);
-  return chosen;
 }
 
 function rate(name: string, value: number | undefined): number {

@@ -10,7 +10,8 @@ import { limits } from '../../core/limits.ts';
 import {
   assertAppendRecords,
   assertPollArguments,
-  assertTopicName,
+  assertConsumerOptions,
+  positiveInteger,
   assertTopicShape,
   partitionForKey,
 } from '../../core/partitioner.ts';
@@ -286,11 +287,7 @@ export class SqliteEventLog implements EventLog {
 
   consumer(options: ConsumerOptions): LogConsumer {
     if (this.#closing) throw new LogUnavailableError('the event log is closing');
-    if (typeof options.group !== 'string' || options.group.length === 0) {
-      throw new TypeError('consumer: group must be a non-empty string');
-    }
-    if (options.topics.length === 0) throw new TypeError('consumer: topics must not be empty');
-    for (const topic of options.topics) assertTopicName(topic);
+    assertConsumerOptions(options);
     const consumer = new SqliteConsumer(this, options);
     this.#consumers.add(consumer);
     return consumer;
@@ -852,12 +849,6 @@ function textColumn(row: Row | undefined, column: string): string {
   const value = row?.[column];
   if (typeof value !== 'string') throw new Error(`sqlite event log: column ${column} is ${String(value)}, expected text`);
   return value;
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  const chosen = value ?? fallback;
-  if (!Number.isSafeInteger(chosen) || chosen < 1) throw new RangeError(`${name} must be a positive integer, got ${chosen}`);
-  return chosen;
 }
 
 function nonNegativeInteger(name: string, value: number | undefined, fallback: number): number {
