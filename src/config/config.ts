@@ -5,6 +5,10 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { limits, time } from '../core/limits.ts';
 
+/** Cassandra consistency levels Tally accepts for reads and writes. */
+export type ConsistencyName = 'ONE' | 'LOCAL_ONE' | 'QUORUM' | 'LOCAL_QUORUM' | 'EACH_QUORUM' | 'ALL';
+export const consistencyNames: readonly ConsistencyName[] = ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'];
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -30,6 +34,23 @@ export interface Config {
   readonly queryCacheMb: number;
   /** How long processed records stay in the embedded log (they are already in the stores). */
   readonly logRetentionMs: number;
+  /** Distributed deployment: Kafka brokers (host:port). Null: the embedded default. */
+  readonly kafkaBrokers: readonly string[] | null;
+  readonly kafkaClientId: string;
+  /** Replicas of each topic `tally migrate` creates, and how many must have a write before it counts. */
+  readonly kafkaReplicationFactor: number;
+  readonly kafkaMinInsyncReplicas: number;
+  /** Distributed deployment: Cassandra contact points (host:port). */
+  readonly cassandraContactPoints: readonly string[] | null;
+  readonly cassandraDc: string;
+  readonly cassandraKeyspace: string;
+  /** Replication factor per data center for the keyspace `tally migrate` creates. */
+  readonly cassandraReplication: Readonly<Record<string, number>> | null;
+  readonly cassandraConsistency: ConsistencyName;
+  readonly cassandraUsername: string | null;
+  readonly cassandraPassword: string | null;
+  /** Query-result cache shared by query instances; null: an in-process LRU. */
+  readonly redisUrl: string | null;
 }
 
 interface Setting {
@@ -57,6 +78,18 @@ const defaults: Config = Object.freeze({
   queryScanEventsMax: limits.queryScanEventsMax,
   queryCacheMb: 64,
   logRetentionMs: 24 * time.hourMs,
+  kafkaBrokers: null,
+  kafkaClientId: 'tally',
+  kafkaReplicationFactor: 3,
+  kafkaMinInsyncReplicas: 2,
+  cassandraContactPoints: null,
+  cassandraDc: 'datacenter1',
+  cassandraKeyspace: 'tally',
+  cassandraReplication: null,
+  cassandraConsistency: 'LOCAL_QUORUM',
+  cassandraUsername: null,
+  cassandraPassword: null,
+  redisUrl: null,
 });
 
 export class ConfigError extends Error {
@@ -89,6 +122,42 @@ const adminToken = (raw: string): string => {
   if (raw.length < 24) throw new ConfigError('must be at least 24 characters (it guards every merchant)');
   return raw;
 };
+const hostPorts = (defaultPort: number) => (raw: string): string[] => {
+  const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  if (items.length === 0) throw new ConfigError('must list at least one host:port');
+  return items.map((item) => {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(item);
+    if (!match || Number(match[2] ?? defaultPort) > 65535) throw new ConfigError(`"${item}" is not host or host:port`);
+    return `${match[1]}:${match[2] ?? defaultPort}`;
+  });
+};
+/** "3" (the local data center) or "dc1:3,dc2:3". */
+const replication = (raw: string): Record<string, number> => {
+  const entries = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const result: Record<string, number> = {};
+  for (const entry of entries) {
+    const [dc, factor] = entry.includes(':') ? entry.split(':') : ['', entry];
+    const count = integer(1, 15)(factor!.trim());
+    result[dc!.trim()] = count;
+  }
+  if (entries.length === 0) throw new ConfigError('must be a factor ("3") or data center factors ("dc1:3,dc2:3")');
+  return result;
+};
+const consistency = (raw: string): ConsistencyName => {
+  const upper = raw.toUpperCase();
+  if (!(consistencyNames as readonly string[]).includes(upper)) throw new ConfigError(`must be one of ${consistencyNames.join(', ')}`);
+  return upper as ConsistencyName;
+};
+const redisUrl = (raw: string): string => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('must be a redis:// or rediss:// URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError('must be a redis:// or rediss:// URL');
+  return raw;
+};
 const days = (raw: string): number => integer(1, 366)(raw) * time.dayMs;
 const minutes = (raw: string): number => integer(0, 24 * 60)(raw) * time.minuteMs;
 
@@ -109,6 +178,18 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_EVENTS_PARTITIONS', key: 'eventsPartitions', parse: integer(1, 1024), description: 'Partitions of the events topic, fixed at creation.' },
   { env: 'TALLY_LOG_RETENTION_HOURS', key: 'logRetentionMs', parse: (raw: string): number => integer(1, 24 * 366)(raw) * time.hourMs, description: 'Hours processed records stay in the embedded log before they are pruned.' },
   { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB); 0 turns the cache off.' },
+  { env: 'TALLY_KAFKA_BROKERS', key: 'kafkaBrokers', parse: hostPorts(9092), description: 'Distributed mode: Kafka brokers, host:port[,host:port…]. Unset: the embedded default.' },
+  { env: 'TALLY_KAFKA_CLIENT_ID', key: 'kafkaClientId', parse: text, description: 'Client id this process gives Kafka (shows in broker logs and quotas).' },
+  { env: 'TALLY_KAFKA_REPLICATION_FACTOR', key: 'kafkaReplicationFactor', parse: integer(1, 15), description: 'Replicas of each topic `tally migrate` creates (1 only for a single test broker).' },
+  { env: 'TALLY_KAFKA_MIN_INSYNC_REPLICAS', key: 'kafkaMinInsyncReplicas', parse: integer(1, 15), description: 'Replicas that must hold a record before Kafka acknowledges it (acks=all).' },
+  { env: 'TALLY_CASSANDRA_CONTACT_POINTS', key: 'cassandraContactPoints', parse: hostPorts(9042), description: 'Distributed mode: Cassandra nodes to contact first, host:port[,…].' },
+  { env: 'TALLY_CASSANDRA_DC', key: 'cassandraDc', parse: text, description: 'The Cassandra data center local to this process (LOCAL_* consistency).' },
+  { env: 'TALLY_CASSANDRA_KEYSPACE', key: 'cassandraKeyspace', parse: text, description: 'Keyspace holding Tally\'s tables.' },
+  { env: 'TALLY_CASSANDRA_REPLICATION', key: 'cassandraReplication', parse: replication, description: 'Keyspace replication for `tally migrate`: "3" (local DC) or "dc1:3,dc2:3". Default 3.' },
+  { env: 'TALLY_CASSANDRA_CONSISTENCY', key: 'cassandraConsistency', parse: consistency, description: 'Consistency of reads and writes (LOCAL_QUORUM; QUORUM spans data centers).' },
+  { env: 'TALLY_CASSANDRA_USERNAME', key: 'cassandraUsername', parse: text, description: 'Cassandra user, when authentication is on.' },
+  { env: 'TALLY_CASSANDRA_PASSWORD', key: 'cassandraPassword', parse: text, description: 'Cassandra password, when authentication is on.' },
+  { env: 'TALLY_REDIS_URL', key: 'redisUrl', parse: redisUrl, description: 'Redis for the shared query cache (redis://host:6379). Unset: an in-process cache.' },
   { env: 'TALLY_QUERY_SCAN_EVENTS_MAX', key: 'queryScanEventsMax', parse: integer(1000, 100_000_000), description: 'Raw events one query may scan before query_too_large.' },
 ];
 
@@ -129,7 +210,29 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     }
   }
   merged.dataDir = resolve(String(merged.dataDir));
+  checkDeployment(merged as unknown as Config);
   return Object.freeze(merged as unknown as Config);
+}
+
+/** The distributed deployment needs both engines; half of it would split the data silently. */
+function checkDeployment(config: Config): void {
+  if ((config.kafkaBrokers === null) !== (config.cassandraContactPoints === null)) {
+    throw new ConfigError('TALLY_KAFKA_BROKERS and TALLY_CASSANDRA_CONTACT_POINTS go together: set both (distributed) or neither (embedded)');
+  }
+  if (config.kafkaBrokers !== null && config.kafkaMinInsyncReplicas > config.kafkaReplicationFactor) {
+    throw new ConfigError(`TALLY_KAFKA_MIN_INSYNC_REPLICAS (${config.kafkaMinInsyncReplicas}) cannot exceed TALLY_KAFKA_REPLICATION_FACTOR (${config.kafkaReplicationFactor})`);
+  }
+}
+
+/** True when the configuration names the engines of the distributed deployment. */
+export function isDistributed(config: Config): boolean {
+  return config.kafkaBrokers !== null;
+}
+
+/** Keyspace replication: a bare factor means the local data center. */
+export function cassandraReplication(config: Config): Record<string, number> {
+  const configured = config.cassandraReplication ?? { '': 3 };
+  return Object.fromEntries(Object.entries(configured).map(([dc, factor]) => [dc === '' ? config.cassandraDc : dc, factor]));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

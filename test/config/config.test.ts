@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { cassandraReplication, isDistributed, ConfigError, loadConfig } from '../../src/config/config.ts';
 
 test('defaults apply when nothing is set, and the result is frozen', () => {
   const config = loadConfig({});
@@ -39,4 +39,23 @@ test('a config file is read, the environment wins over it, and unknown keys are 
   assert.throws(() => loadConfig({ TALLY_CONFIG: file }), /unknown setting "prot"/);
   writeFileSync(file, '{broken');
   assert.throws(() => loadConfig({ TALLY_CONFIG: file }), ConfigError);
+});
+
+test('distributed settings: host lists get default ports, replication and consistency parse, engines go together', () => {
+  const config = loadConfig({
+    TALLY_KAFKA_BROKERS: 'k1, k2:9093', TALLY_CASSANDRA_CONTACT_POINTS: '10.0.0.1,[::1]:9142', TALLY_CASSANDRA_DC: 'eu',
+    TALLY_CASSANDRA_REPLICATION: '3', TALLY_CASSANDRA_CONSISTENCY: 'quorum', TALLY_REDIS_URL: 'redis://cache:6379',
+  });
+  assert.equal(isDistributed(config), true);
+  assert.deepEqual(config.kafkaBrokers, ['k1:9092', 'k2:9093']);
+  assert.deepEqual(config.cassandraContactPoints, ['10.0.0.1:9042', '[::1]:9142']);
+  assert.deepEqual(cassandraReplication(config), { eu: 3 });
+  assert.deepEqual(cassandraReplication(loadConfig({ TALLY_CASSANDRA_REPLICATION: 'eu:3, us:2' })), { eu: 3, us: 2 });
+  assert.equal(config.cassandraConsistency, 'QUORUM');
+  assert.equal(isDistributed(loadConfig({})), false);
+  assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k1' }), /go together/);
+  assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k1:99999', TALLY_CASSANDRA_CONTACT_POINTS: 'c' }), /TALLY_KAFKA_BROKERS/);
+  assert.throws(() => loadConfig({ TALLY_CASSANDRA_CONSISTENCY: 'SOME' }), /TALLY_CASSANDRA_CONSISTENCY/);
+  assert.throws(() => loadConfig({ TALLY_REDIS_URL: 'http://x' }), /TALLY_REDIS_URL/);
+  assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k', TALLY_CASSANDRA_CONTACT_POINTS: 'c', TALLY_KAFKA_REPLICATION_FACTOR: '1' }), /MIN_INSYNC/);
 });
