@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/config.ts';
-import { openEmbedded, type Embedded } from '../src/cli/compose.ts';
+import { openEmbedded, type Deployment } from '../src/cli/compose.ts';
 import { createMerchant } from '../src/admin/merchants.ts';
 import { reprocessDependencies } from '../src/admin/routes.ts';
 import { AnalyticsProcessor, analyticsGroup, eventsTopic } from '../src/analytics/processor.ts';
@@ -76,7 +76,7 @@ async function load(dataDir: string, total: number): Promise<DatasetInfo> {
 }
 
 /** Builds request bodies of requestEventsMax events and runs the collector's steps on each. */
-async function appendHistory(embedded: Embedded, merchantId: string, total: number, window: { fromMs: number; toMs: number }, startedMs: number): Promise<void> {
+async function appendHistory(embedded: Deployment, merchantId: string, total: number, window: { fromMs: number; toMs: number }, startedMs: number): Promise<void> {
   const { services } = embedded;
   const { config } = services;
   const limits: CollectLimits = {
@@ -113,7 +113,7 @@ async function appendHistory(embedded: Embedded, merchantId: string, total: numb
   await Promise.all(inFlight);
 }
 
-async function waitCaughtUp(embedded: Embedded): Promise<void> {
+async function waitCaughtUp(embedded: Deployment): Promise<void> {
   const { log } = embedded.services;
   for (;;) {
     const [ends, committed] = await Promise.all([log.endOffsets(eventsTopic), log.committedOffsets(analyticsGroup, eventsTopic)]);

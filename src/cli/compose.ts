@@ -1,11 +1,12 @@
-// The composition root of the embedded deployment: the only place that picks adapters. The log
+// The composition roots: openDeployment picks the embedded default (here) or the distributed
+// deployment (compose-distributed.ts); these are the only places that pick adapters. The log
 // and the stores live in separate SQLite files, because SQLite has one writer per file and the
 // collector's appends must not queue behind the processor's rollup writes.
 import { mkdirSync, existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { Config } from '../config/config.ts';
+import { isDistributed, type Config } from '../config/config.ts';
 import type { Services } from '../app/services.ts';
 import { currentRules, type AnalyticsRules } from '../core/analytics/rules.ts';
 import { openDatabase } from '../adapters/sqlite/database.ts';
@@ -21,14 +22,15 @@ import type { PrunableLog } from '../runtime/log-retention.ts';
 import { hashKey } from '../http/auth.ts';
 import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
 
-export interface Embedded {
+/** What a composition root hands the roles, whichever deployment it opened. */
+export interface Deployment {
   readonly services: Services;
   /** True when this start found an empty data directory (first start). */
   readonly firstStart: boolean;
   /** The admin token generated on a first start without TALLY_ADMIN_TOKEN: print it once. */
   readonly generatedAdminToken: string | null;
-  /** The log, for retention (pruning is not part of the EventLog port: Kafka has its own). */
-  readonly prunableLog: PrunableLog;
+  /** The embedded log, for retention (not part of the EventLog port: Kafka has its own); null on Kafka. */
+  readonly prunableLog: PrunableLog | null;
   close(): Promise<void>;
 }
 
@@ -43,7 +45,7 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel, base: { pid: process.pid } });
 }
 
-export interface EmbeddedOptions {
+export interface DeploymentOptions {
   readonly logger?: Logger;
   readonly rules?: AnalyticsRules;
   readonly now?: () => number;
@@ -53,7 +55,15 @@ export interface EmbeddedOptions {
   readonly processMetrics?: boolean;
 }
 
-export async function openEmbedded(config: Config, options: EmbeddedOptions = {}): Promise<Embedded> {
+/** The deployment the configuration names: distributed when engines are configured, else embedded. */
+export async function openDeployment(config: Config, options: DeploymentOptions = {}): Promise<Deployment> {
+  if (!isDistributed(config)) return openEmbedded(config, options);
+  // Loaded only when used: the embedded default never loads the engines' client libraries.
+  const { openDistributed } = await import('./compose-distributed.ts');
+  return openDistributed(config, options);
+}
+
+export async function openEmbedded(config: Config, options: DeploymentOptions = {}): Promise<Deployment> {
   const logger = options.logger ?? createLogger(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const firstStart = readdirSync(config.dataDir).length === 0;

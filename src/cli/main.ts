@@ -7,6 +7,7 @@ import { TallyError } from '../core/errors.ts';
 import { runRoles } from './serve.ts';
 import { merchantsCommand } from './merchants.ts';
 import { reprocessCommand } from './reprocess.ts';
+import { migrateCommand } from './migrate.ts';
 import type { Role } from '../app/services.ts';
 
 const help = `Tally — events in, metrics out.
@@ -14,7 +15,8 @@ const help = `Tally — events in, metrics out.
 Usage: tally <command> [options]
 
 Commands:
-  start                 every role in one process (collector, processor, query) on the embedded default
+  start                 every role in one process (collector, processor, query); embedded unless engines are set
+  migrate               create or upgrade topics, keyspace and schema (distributed; run before the roles)
   collector             the ingest API only (POST /v1/events)
   processor             the analytics processor only (no public API; /healthz and /metrics)
   query                 the query API only (POST /v1/query)
@@ -45,6 +47,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const roles = roleCommands[command];
   if (roles) return runRoles(config, roles, { firstStartDemo: command === 'start' });
   if (command === 'merchants') return merchantsCommand(config, rest);
+  if (command === 'migrate') return migrateCommand(config);
   if (command === 'reprocess') {
     const { values } = parseArgs({ args: [...rest], options: { from: { type: 'string' }, to: { type: 'string' }, merchant: { type: 'string' } } });
     return reprocessCommand(config, values);

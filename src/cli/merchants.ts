@@ -2,13 +2,13 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
 import { createMerchant, merchantView } from '../admin/merchants.ts';
-import { openEmbedded } from './compose.ts';
+import { openDeployment } from './compose.ts';
 
 export async function merchantsCommand(config: Config, args: readonly string[]): Promise<number> {
   const [action, ...rest] = args;
-  const embedded = await openEmbedded({ ...config, logLevel: 'warn' });
+  const deployment = await openDeployment({ ...config, logLevel: 'warn' });
   try {
-    const { services } = embedded;
+    const { services } = deployment;
     if (action === 'list') {
       process.stdout.write(`${JSON.stringify((await services.merchants.list()).map(merchantView), null, 2)}\n`);
       return 0;
@@ -31,6 +31,6 @@ export async function merchantsCommand(config: Config, args: readonly string[]):
     process.stderr.write('usage: tally merchants create --name <name> [--currency USD] | tally merchants list\n');
     return 2;
   } finally {
-    await embedded.close();
+    await deployment.close();
   }
 }

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
 import { AnalyticsProcessor } from '../analytics/processor.ts';
-import { openEmbedded } from './compose.ts';
+import { openDeployment } from './compose.ts';
 
 export type ToWorker = { readonly type: 'metrics'; readonly id: number } | { readonly type: 'stop' };
 export type FromWorker =
@@ -18,8 +18,8 @@ const port = parentPort;
 if (!port) throw new Error('processor-worker.ts runs only as a worker thread');
 
 const { config } = workerData as { config: Config };
-const embedded = await openEmbedded(config, { processMetrics: false });
-const { services } = embedded;
+const deployment = await openDeployment(config, { processMetrics: false });
+const { services } = deployment;
 const processor = new AnalyticsProcessor({
   events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
 });
@@ -33,7 +33,7 @@ port.on('message', (message: ToWorker) => {
     return;
   }
   void runtime.stop()
-    .finally(() => embedded.close())
+    .finally(() => deployment.close())
     .then(() => {
       port.postMessage({ type: 'stopped' } satisfies FromWorker);
       port.close();

@@ -6,7 +6,7 @@ import type { ReprocessJob } from '../core/ports/rollup-store.ts';
 import { TallyError } from '../core/errors.ts';
 import { runReprocess, startReprocess } from '../analytics/reprocess.ts';
 import { jobView, reprocessDependencies } from '../admin/routes.ts';
-import { openEmbedded } from './compose.ts';
+import { openDeployment } from './compose.ts';
 
 const barWidth = 30;
 
@@ -18,9 +18,9 @@ export async function reprocessCommand(config: Config, args: { from?: string; to
   const fromMs = Date.parse(args.from);
   const toMs = Date.parse(args.to);
   if (Number.isNaN(fromMs) || Number.isNaN(toMs)) throw new TallyError('reprocess_range_invalid', '--from and --to must be RFC 3339 dates or times');
-  const embedded = await openEmbedded({ ...config, logLevel: 'warn' });
+  const deployment = await openDeployment({ ...config, logLevel: 'warn' });
   try {
-    const deps = reprocessDependencies(embedded.services);
+    const deps = reprocessDependencies(deployment.services);
     const unfinished = (await deps.rollups.reprocessJobs()).find((job) =>
       job.state === 'building' && job.merchantId === (args.merchant ?? '*') && job.fromMs <= fromMs && job.toMs >= toMs);
     const job = unfinished ?? (await startReprocess(deps, { fromMs, toMs, merchantId: args.merchant }));
@@ -31,7 +31,7 @@ export async function reprocessCommand(config: Config, args: { from?: string; to
     process.stdout.write(`${JSON.stringify(jobView(done), null, 2)}\n`);
     return done.state === 'done' ? 0 : 1;
   } finally {
-    await embedded.close();
+    await deployment.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
 import { AnalyticsProcessor } from '../analytics/processor.ts';
 import { resumeReprocessJobs } from '../admin/routes.ts';
 import { createMerchant } from '../admin/merchants.ts';
-import { openEmbedded } from './compose.ts';
+import { openDeployment } from './compose.ts';
 import { startProcessorThread } from './processor-thread.ts';
 import { startLogRetention } from '../runtime/log-retention.ts';
 import { limits } from '../core/limits.ts';
@@ -22,8 +22,8 @@ export interface ServeOptions {
 }
 
 export async function runRoles(config: Config, roles: readonly Role[], options: ServeOptions): Promise<number> {
-  const embedded = await openEmbedded(config, { generateAdminToken: options.firstStartDemo });
-  const { services } = embedded;
+  const deployment = await openDeployment(config, { generateAdminToken: options.firstStartDemo });
+  const { services } = deployment;
   const logger = services.logger;
   const app = await buildApp({ services, roles });
   let runtime: { stop(): Promise<void> } | null = null;
@@ -46,13 +46,13 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
   // Bursts of new connections (1,000 users at once) overflow Node's default backlog of 511 and
   // cost the dropped ones a 1 s SYN retry.
   // The process that appends also prunes (several collectors pruning at once is safe).
-  const retention = roles.includes('collector')
-    ? startLogRetention(embedded.prunableLog, { retentionMs: config.logRetentionMs, intervalMs: limits.logRetentionIntervalMs, logger })
+  const retention = roles.includes('collector') && deployment.prunableLog
+    ? startLogRetention(deployment.prunableLog, { retentionMs: config.logRetentionMs, intervalMs: limits.logRetentionIntervalMs, logger })
     : null;
   const address = await app.listen({ host: config.host, port: config.port, backlog: listenBacklog });
   logger.info({ address, roles, dataDir: config.dataDir }, 'tally is running');
-  if (options.firstStartDemo && embedded.firstStart) {
-    await printFirstStart(embedded.generatedAdminToken, address, services);
+  if (options.firstStartDemo && deployment.firstStart) {
+    await printFirstStart(deployment.generatedAdminToken, address, services);
   }
 
   return new Promise<number>((resolve) => {
@@ -62,7 +62,7 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
       stopping = true;
       logger.info({ signal }, 'shutting down: draining');
       const results = await Promise.allSettled([closeHttp(app), runtime?.stop()]);
-      await embedded.close();
+      await deployment.close();
       const failed = results.filter((result) => result.status === 'rejected');
       for (const failure of failed) logger.error({ err: (failure as PromiseRejectedResult).reason }, 'shutdown step failed');
       logger.info('stopped');
@@ -94,7 +94,7 @@ async function printFirstStart(adminToken: string | null, address: string, servi
   const demo = await createMerchant(services.merchants, { name: 'demo', currency: 'USD' }, services.now());
   const lines = [
     '',
-    'Tally is running on the embedded default. First start: a merchant "demo" was created.',
+    'Tally is running on the deployment default. First start: a merchant "demo" was created.',
     '',
     adminToken ? `  admin token   ${adminToken}   (shown once; set TALLY_ADMIN_TOKEN to choose your own)` : '  admin token   from TALLY_ADMIN_TOKEN',
     `  merchant id   ${demo.merchant.id}`,

@@ -37,6 +37,8 @@ export interface Config {
   /** Distributed deployment: Kafka brokers (host:port). Null: the embedded default. */
   readonly kafkaBrokers: readonly string[] | null;
   readonly kafkaClientId: string;
+  /** Prefix of every topic and consumer group ('' none): installations sharing a cluster stay apart. */
+  readonly kafkaNamespace: string;
   /** Replicas of each topic `tally migrate` creates, and how many must have a write before it counts. */
   readonly kafkaReplicationFactor: number;
   readonly kafkaMinInsyncReplicas: number;
@@ -80,6 +82,7 @@ const defaults: Config = Object.freeze({
   logRetentionMs: 24 * time.hourMs,
   kafkaBrokers: null,
   kafkaClientId: 'tally',
+  kafkaNamespace: '',
   kafkaReplicationFactor: 3,
   kafkaMinInsyncReplicas: 2,
   cassandraContactPoints: null,
@@ -131,6 +134,13 @@ const hostPorts = (defaultPort: number) => (raw: string): string[] => {
     return `${match[1]}:${match[2] ?? defaultPort}`;
   });
 };
+/** Kafka's legal topic characters; the rest of the name is Tally's. */
+const kafkaName = (raw: string): string => {
+  if (raw.length > limits.kafkaNamespaceCharsMax || !/^[a-zA-Z0-9._-]+$/.test(raw)) {
+    throw new ConfigError(`must be 1 to ${limits.kafkaNamespaceCharsMax} of a-z A-Z 0-9 . _ -`);
+  }
+  return raw;
+};
 /** "3" (the local data center) or "dc1:3,dc2:3". */
 const replication = (raw: string): Record<string, number> => {
   const entries = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
@@ -180,6 +190,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB); 0 turns the cache off.' },
   { env: 'TALLY_KAFKA_BROKERS', key: 'kafkaBrokers', parse: hostPorts(9092), description: 'Distributed mode: Kafka brokers, host:port[,host:port…]. Unset: the embedded default.' },
   { env: 'TALLY_KAFKA_CLIENT_ID', key: 'kafkaClientId', parse: text, description: 'Client id this process gives Kafka (shows in broker logs and quotas).' },
+  { env: 'TALLY_KAFKA_NAMESPACE', key: 'kafkaNamespace', parse: kafkaName, description: 'Prefix of every topic and consumer group, to share a Kafka cluster between installations.' },
   { env: 'TALLY_KAFKA_REPLICATION_FACTOR', key: 'kafkaReplicationFactor', parse: integer(1, 15), description: 'Replicas of each topic `tally migrate` creates (1 only for a single test broker).' },
   { env: 'TALLY_KAFKA_MIN_INSYNC_REPLICAS', key: 'kafkaMinInsyncReplicas', parse: integer(1, 15), description: 'Replicas that must hold a record before Kafka acknowledges it (acks=all).' },
   { env: 'TALLY_CASSANDRA_CONTACT_POINTS', key: 'cassandraContactPoints', parse: hostPorts(9042), description: 'Distributed mode: Cassandra nodes to contact first, host:port[,…].' },

@@ -62,7 +62,9 @@ export const limits = {
   // Event log
   /** Partitions of one topic; Kafka's practical per-topic range. */
   topicPartitionsMax: 1024,
-  /** Kafka's own bound on topic names. */
+  /** Prefix of topics and groups when installations share a Kafka cluster (TALLY_KAFKA_NAMESPACE). */
+  kafkaNamespaceCharsMax: 40,
+  /** Kafka's own bound on topic names (a namespace's prefix counts towards it). */
   topicNameCharsMax: 249,
   /** Longest a poll may wait: longer hides a stuck consumer from its heartbeat. */
   pollWaitMsMax: 60_000,

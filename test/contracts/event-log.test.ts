@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MemoryEventLog } from '../../src/adapters/memory/event-log.ts';
 import { SqliteEventLog } from '../../src/adapters/sqlite/event-log.ts';
+import { NamespacedEventLog } from '../../src/adapters/kafka/namespace.ts';
 import { murmur2, partitionForKey } from '../../src/core/partitioner.ts';
 import { LogUnavailableError } from '../../src/core/ports/event-log.ts';
 import type { ConsumedRecord } from '../../src/core/ports/event-log.ts';
@@ -70,6 +71,26 @@ describe('partitionForKey', () => {
 
   test('rejects a partition count that is not a positive integer', () => {
     for (const partitions of [0, -1, 2.5, Number.NaN]) assert.throws(() => partitionForKey('k', partitions), RangeError);
+  });
+});
+
+describe('namespaced event log', () => {
+  test('topics and groups are prefixed underneath, and callers see the plain names', async () => {
+    const inner = MemoryEventLog.create({ sessionTimeoutMs, pollIntervalMsMax });
+    const log = NamespacedEventLog.wrap(inner, 'ns');
+    await log.ensureTopic('events', 2);
+    const [position] = await log.append('events', [{ key: 'k', value: 'v' }]);
+    assert.equal(position?.topic, 'events');
+    assert.equal([...(await inner.endOffsets('ns.events')).values()].reduce((a, b) => a + b, 0), 1);
+    await assert.rejects(inner.endOffsets('events'), 'the plain name does not exist underneath');
+    const consumer = log.consumer({ group: 'g', topics: ['events'] });
+    const records = await consumer.poll(10, 2000);
+    assert.deepEqual(records.map((record) => [record.topic, record.value]), [['events', 'v']]);
+    await consumer.commit([{ topic: 'events', partition: records[0]!.partition, offset: records[0]!.offset + 1 }]);
+    assert.equal((await inner.committedOffsets('ns.g', 'ns.events')).get(records[0]!.partition), records[0]!.offset + 1);
+    assert.equal(NamespacedEventLog.wrap(inner, ''), inner);
+    await consumer.close();
+    await log.close();
   });
 });
 

@@ -1,12 +1,15 @@
-// A whole embedded Tally in the test process: real SQLite files in a temp directory, the HTTP app
-// (app.inject, no port), and the analytics processor running in the background.
+// A whole Tally in the test process: real SQLite files in a temp directory (or, distributed, the real
+// engines in a fresh namespace), the HTTP app (app.inject, no port), and the analytics processor
+// running in the background.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config/config.ts';
-import { openEmbedded, type Embedded } from '../../src/cli/compose.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { openDeployment, type Deployment } from '../../src/cli/compose.ts';
+import { CassandraSession } from '../../src/adapters/cassandra/session.ts';
+import { engineAddresses, uniqueName } from './engines.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
 import { AnalyticsProcessor, analyticsGroup, eventsTopic } from '../../src/analytics/processor.ts';
@@ -16,7 +19,7 @@ export const adminToken = 'test-admin-token-0123456789abcdef';
 
 export interface TestTally {
   readonly app: FastifyInstance;
-  readonly embedded: Embedded;
+  readonly embedded: Deployment;
   readonly dataDir: string;
   /** Starts the processor (not running at first, so tests can control when events are processed). */
   startProcessor(): void;
@@ -26,10 +29,61 @@ export interface TestTally {
   close(): Promise<void>;
 }
 
-export async function startTestTally(options: { env?: Record<string, string>; rules?: AnalyticsRules; now?: () => number; dataDir?: string } = {}): Promise<TestTally> {
+export type TestDeployment = 'embedded' | 'distributed';
+
+export interface TestTallyOptions {
+  readonly env?: Record<string, string>;
+  readonly rules?: AnalyticsRules;
+  readonly now?: () => number;
+  readonly dataDir?: string;
+  /** 'distributed': the real Kafka, Cassandra and Redis (test/support/engines.ts), in a fresh namespace and keyspace. */
+  readonly deployment?: TestDeployment;
+}
+
+/**
+ * Settings of a fresh distributed installation on the test engines: its own Kafka namespace and
+ * Cassandra keyspace, so parallel test files never share topics, groups or tables.
+ */
+export function distributedTestEnv(): Record<string, string> {
+  const engines = engineAddresses();
+  const name = uniqueName('t');
+  return {
+    TALLY_KAFKA_BROKERS: engines.kafkaBrokers.join(','),
+    TALLY_KAFKA_NAMESPACE: name,
+    TALLY_KAFKA_REPLICATION_FACTOR: '1',
+    TALLY_KAFKA_MIN_INSYNC_REPLICAS: '1',
+    TALLY_CASSANDRA_CONTACT_POINTS: engines.cassandraContactPoints.join(','),
+    TALLY_CASSANDRA_DC: engines.cassandraDc,
+    TALLY_CASSANDRA_KEYSPACE: name,
+    TALLY_CASSANDRA_REPLICATION: '1',
+    TALLY_REDIS_URL: engines.redisUrl,
+  };
+}
+
+/** Drops a test installation's keyspace (its topics are left to the test engines' fresh start). */
+export async function dropTestKeyspace(config: Config): Promise<void> {
+  const session = await CassandraSession.connect({
+    contactPoints: config.cassandraContactPoints ?? [], localDataCenter: config.cassandraDc, keyspace: config.cassandraKeyspace, replication: { [config.cassandraDc]: 1 },
+  });
+  try {
+    await session.dropKeyspace();
+  } finally {
+    await session.close();
+  }
+}
+
+export async function startTestTally(options: TestTallyOptions = {}): Promise<TestTally> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tally-test-'));
-  const config = loadConfig({ TALLY_DATA_DIR: dataDir, TALLY_ADMIN_TOKEN: adminToken, TALLY_LOG_LEVEL: 'silent', TALLY_EVENTS_PARTITIONS: '4', ...options.env });
-  const embedded = await openEmbedded(config, { logger: pino({ level: 'silent' }), ...(options.rules ? { rules: options.rules } : {}), ...(options.now ? { now: options.now } : {}) });
+  const distributed = options.deployment === 'distributed';
+  const config = loadConfig({
+    TALLY_DATA_DIR: dataDir, TALLY_ADMIN_TOKEN: adminToken, TALLY_LOG_LEVEL: 'silent', TALLY_EVENTS_PARTITIONS: '4',
+    ...(distributed ? distributedTestEnv() : {}), ...options.env,
+  });
+  if (distributed) {
+    const { migrateDistributed } = await import('../../src/cli/compose-distributed.ts');
+    await migrateDistributed(config);
+  }
+  const embedded = await openDeployment(config, { logger: pino({ level: 'silent' }), ...(options.rules ? { rules: options.rules } : {}), ...(options.now ? { now: options.now } : {}) });
   const { services } = embedded;
   const app = await buildApp({ services, roles: ['collector', 'processor', 'query'] });
   let runtime: ProcessorRuntime | null = null;
@@ -63,6 +117,7 @@ export async function startTestTally(options: { env?: Record<string, string>; ru
       await runtime?.stop();
       await app.close();
       await embedded.close();
+      if (distributed) await dropTestKeyspace(config);
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
