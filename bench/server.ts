@@ -1,6 +1,7 @@
 // Runs what `tally start` runs — every role in one process — as a child process on its own data
 // directory, so the load generator never shares the server's event loop; samples the child's
-// memory (VmRSS) and CPU time from /proc while a scenario runs.
+// memory (VmRSS) and CPU time from /proc while a scenario runs. The distributed benchmark also runs
+// single roles (`tally collector`, `processor`, `query`) this way, with the engines' settings in env.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -26,10 +27,15 @@ export interface MerchantKeys {
   readonly secretKey: string;
 }
 
+/** The `tally` commands that serve: every role, or one. */
+export type ServerCommand = 'start' | 'collector' | 'processor' | 'query';
+
 export interface ServerOptions {
+  /** Default `start`: every role in one process. */
+  readonly command?: ServerCommand;
   /** An existing data directory (a loaded dataset); default: a new temporary one, removed on stop. */
   readonly dataDir?: string;
-  /** Keys of a merchant already in dataDir; default: create one through the admin API. */
+  /** Keys of a merchant already in dataDir (or the engines); default: create one through the admin API. */
   readonly keys?: MerchantKeys;
   /** Extra TALLY_* settings. */
   readonly env?: Readonly<Record<string, string>>;
@@ -54,8 +60,9 @@ export interface BenchServer {
 export async function startServer(options: ServerOptions = {}): Promise<BenchServer> {
   const ownsDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'tally-bench-'));
+  const command = options.command ?? 'start';
   const port = await freePort();
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), mainScript, 'start'], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), mainScript, command], {
     env: {
       PATH: process.env.PATH ?? '',
       TALLY_DATA_DIR: dataDir,
@@ -74,10 +81,10 @@ export async function startServer(options: ServerOptions = {}): Promise<BenchSer
   let stopping = false;
   // A server that dies mid-scenario is a finding, not noise: show why.
   child.once('exit', (code, signal) => {
-    if (!stopping) process.stderr.write(`[bench] tally start (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}\n${output.text}\n`);
+    if (!stopping) process.stderr.write(`[bench] tally ${command} (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}\n${output.text}\n`);
   });
   try {
-    await waitReady(url, child, output);
+    await waitReady(url, child, output, command);
     const keys = options.keys ?? (await createMerchant(url));
     const pid = child.pid!;
     const cleanUps: (() => void)[] = [];
@@ -171,10 +178,10 @@ function captureOutput(child: ChildProcess): { text: string } {
   return output;
 }
 
-async function waitReady(url: string, child: ChildProcess, output: { text: string }): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, output: { text: string }, command: ServerCommand): Promise<void> {
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`tally start exited with ${child.exitCode}:\n${output.text}`);
+    if (child.exitCode !== null) throw new Error(`tally ${command} exited with ${child.exitCode}:\n${output.text}`);
     try {
       const response = await fetch(`${url}/readyz`);
       if (response.ok) return;
@@ -183,14 +190,15 @@ async function waitReady(url: string, child: ChildProcess, output: { text: strin
     }
     await new Promise((resolve) => setTimeout(resolve, readyPollMs));
   }
-  throw new Error(`tally start was not ready within ${readyTimeoutMs} ms:\n${output.text}`);
+  throw new Error(`tally ${command} was not ready within ${readyTimeoutMs} ms:\n${output.text}`);
 }
 
-async function createMerchant(url: string): Promise<MerchantKeys> {
+/** Creates a merchant through the admin API of the server at `url`. */
+export async function createMerchant(url: string, name = 'Bench Shop'): Promise<MerchantKeys> {
   const response = await fetch(`${url}/v1/admin/merchants`, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'Bench Shop', currency: 'USD' }),
+    body: JSON.stringify({ name, currency: 'USD' }),
   });
   const body = (await response.json()) as { id: string; write_key: string; secret_key: string };
   if (response.status !== 201) throw new Error(`creating the bench merchant failed: ${response.status} ${JSON.stringify(body)}`);
@@ -213,7 +221,8 @@ function readRssBytes(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
-function readCpuSeconds(pid: number): number {
+/** User + system CPU seconds process `pid` has used so far (any process: the engines' JVMs too). */
+export function readCpuSeconds(pid: number): number {
   // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

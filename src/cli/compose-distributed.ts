@@ -12,6 +12,8 @@ import { CassandraEventStore, eventStoreSchema } from '../adapters/cassandra/eve
 import { CassandraMerchantStore, merchantStoreSchema } from '../adapters/cassandra/merchant-store.ts';
 import { CassandraRollupStore, rollupStoreSchema } from '../adapters/cassandra/rollup-store.ts';
 import { KafkaEventLog } from '../adapters/kafka/event-log.ts';
+import { NamespacedEventLog } from '../adapters/kafka/namespace.ts';
+import type { EventLog } from '../core/ports/event-log.ts';
 import { RedisCache } from '../adapters/redis/cache.ts';
 import { MemoryCache } from '../adapters/memory/cache.ts';
 import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
@@ -40,13 +42,13 @@ function sessionOptions(config: Config) {
   };
 }
 
-function openLog(config: Config): KafkaEventLog {
-  return KafkaEventLog.connect({
+function openLog(config: Config): EventLog {
+  return NamespacedEventLog.wrap(KafkaEventLog.connect({
     brokers: [...(config.kafkaBrokers ?? [])],
     clientId: config.kafkaClientId,
     replicationFactor: config.kafkaReplicationFactor,
     minInsyncReplicas: config.kafkaMinInsyncReplicas,
-  });
+  }), config.kafkaNamespace);
 }
 
 export interface MigrationReport {

@@ -187,7 +187,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_TRUST_PROXY', key: 'trustProxy', parse: boolean, description: 'Take the client IP from X-Forwarded-For (only behind your own proxy).' },
   { env: 'TALLY_EVENTS_PARTITIONS', key: 'eventsPartitions', parse: integer(1, 1024), description: 'Partitions of the events topic, fixed at creation.' },
   { env: 'TALLY_LOG_RETENTION_HOURS', key: 'logRetentionMs', parse: (raw: string): number => integer(1, 24 * 366)(raw) * time.hourMs, description: 'Hours processed records stay in the embedded log before they are pruned.' },
-  { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB); 0 turns the cache off.' },
+  { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB) in-process; 0 turns the cache off (Redis, when set, is bounded by its own maxmemory).' },
   { env: 'TALLY_KAFKA_BROKERS', key: 'kafkaBrokers', parse: hostPorts(9092), description: 'Distributed mode: Kafka brokers, host:port[,host:port…]. Unset: the embedded default.' },
   { env: 'TALLY_KAFKA_CLIENT_ID', key: 'kafkaClientId', parse: text, description: 'Client id this process gives Kafka (shows in broker logs and quotas).' },
   { env: 'TALLY_KAFKA_NAMESPACE', key: 'kafkaNamespace', parse: kafkaName, description: 'Prefix of every topic and consumer group, to share a Kafka cluster between installations.' },

@@ -7,8 +7,7 @@ import { TallyError } from '../../core/errors.ts';
 
 const { Client, errors: driverErrors, types } = cassandra;
 
-export type ConsistencyName = 'ONE' | 'LOCAL_ONE' | 'QUORUM' | 'LOCAL_QUORUM' | 'EACH_QUORUM' | 'ALL';
-export const consistencyNames: readonly ConsistencyName[] = ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'];
+import type { ConsistencyName } from '../../config/config.ts';
 
 export interface CassandraOptions {
   /** host:port (or host) of a few nodes; the driver discovers the rest. */
@@ -47,7 +46,10 @@ export interface BatchStatement {
 /** A keyspace's component and the CQL statements that bring it from version i to i + 1. */
 export interface SchemaComponent {
   readonly component: string;
-  /** migrations[i] upgrades version i to i + 1; every statement must be idempotent (IF NOT EXISTS). */
+  /**
+   * migrations[i] upgrades version i to i + 1; every statement must be idempotent (IF NOT EXISTS).
+   * Statements name tables as `{keyspace}.name`: migrate fills in the session's keyspace.
+   */
   readonly migrations: readonly (readonly string[])[];
 }
 
@@ -168,7 +170,9 @@ export class CassandraSession {
     const target = schema.migrations.length;
     if (from > target) throw new Error(newerMessage(schema.component, from, target));
     for (let version = from; version < target; version++) {
-      for (const statement of schema.migrations[version]!) await this.execute(statement, [], { idempotent: true });
+      for (const statement of schema.migrations[version]!) {
+        await this.execute(statement.replaceAll('{keyspace}', `"${this.keyspace}"`), [], { idempotent: true });
+      }
       await this.execute(`INSERT INTO ${this.table('tally_schema')} (component, version) VALUES (?, ?)`, [schema.component, version + 1], { idempotent: true });
     }
     return [from, target];
