@@ -1,0 +1,126 @@
+// Runs the EventStore and MerchantStore contracts against the Cassandra adapters on a real
+// Cassandra, each fixture in a fresh keyspace (created and migrated here, dropped afterwards), plus
+// what only these adapters have: a schema `tally migrate` has not created is refused, and a closed
+// store refuses calls while the shared session stays open.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CassandraSession, type SchemaComponent } from '../../src/adapters/cassandra/session.ts';
+import { CassandraEventStore, eventStoreSchema } from '../../src/adapters/cassandra/event-store.ts';
+import { CassandraMerchantStore, merchantStoreSchema } from '../../src/adapters/cassandra/merchant-store.ts';
+import { runEventStoreContract } from '../contracts/event-store.contract.ts';
+import { runMerchantStoreContract } from '../contracts/merchant-store.contract.ts';
+import { engineAddresses, enginesMissing, uniqueName } from '../support/engines.ts';
+import { makeStoredBatch } from '../support/events.ts';
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+async function connect(keyspacePrefix: string): Promise<CassandraSession> {
+  const addresses = engineAddresses();
+  return CassandraSession.connect({
+    contactPoints: addresses.cassandraContactPoints,
+    localDataCenter: addresses.cassandraDc,
+    keyspace: uniqueName(keyspacePrefix),
+    replication: { [addresses.cassandraDc]: 1 },
+  });
+}
+
+/** A fresh, migrated keyspace per fixture; reopen opens a new store on it with the same session. */
+async function cassandraFixture<T extends Closable>(
+  keyspacePrefix: string,
+  schema: SchemaComponent,
+  open: (session: CassandraSession) => Promise<T>,
+): Promise<{ store: T; reopen: () => Promise<T>; dispose(): Promise<void> }> {
+  const session = await connect(keyspacePrefix);
+  try {
+    await session.createKeyspace();
+    await session.migrate(schema);
+    let current = await open(session);
+    return {
+      store: current,
+      async reopen() {
+        await current.close();
+        current = await open(session);
+        return current;
+      },
+      async dispose() {
+        await current.close();
+        await session.dropKeyspace();
+        await session.close();
+      },
+    };
+  } catch (error) {
+    await session.dropKeyspace().finally(() => session.close());
+    throw error;
+  }
+}
+
+const missing = await enginesMissing('cassandra');
+
+if (missing) {
+  test('Cassandra stores', (t) => {
+    t.skip(missing);
+  });
+} else {
+  runEventStoreContract({
+    name: 'cassandra',
+    create: () => cassandraFixture('t_events', eventStoreSchema, (session) => CassandraEventStore.open({ session })),
+  });
+  runMerchantStoreContract({
+    name: 'cassandra',
+    create: () => cassandraFixture('t_merchants', merchantStoreSchema, (session) => CassandraMerchantStore.open({ session })),
+  });
+
+  describe('cassandra stores beyond the contracts', () => {
+    test('a store refuses to open on a keyspace `tally migrate` has not brought to its schema', async () => {
+      const session = await connect('t_unmigrated');
+      try {
+        await session.createKeyspace();
+        await assert.rejects(CassandraEventStore.open({ session }), /tally migrate/);
+        await assert.rejects(CassandraMerchantStore.open({ session }), /tally migrate/);
+      } finally {
+        await session.dropKeyspace();
+        await session.close();
+      }
+    });
+
+    test('a closed store refuses calls; the shared session stays open for the other stores', async () => {
+      const fixture = await cassandraFixture('t_closed', eventStoreSchema, (session) => CassandraEventStore.open({ session }));
+      try {
+        await fixture.store.close();
+        await fixture.store.close();
+        await assert.rejects(fixture.store.ping(), /closed/);
+        await assert.rejects(fixture.store.putBatch(makeStoredBatch(1)), /closed/);
+        await assert.rejects(fixture.store.scan({ merchantId: 'm_test', fromMs: 0, toMs: 1, limit: 1 }), /closed/);
+        const reopened = await fixture.reopen();
+        assert.deepEqual(await reopened.putBatch(makeStoredBatch(2)), [true, true]);
+      } finally {
+        await fixture.dispose();
+      }
+    });
+
+    test('a scan across many sparse hours pages through every event once, in order', async () => {
+      const fixture = await cassandraFixture('t_hours', eventStoreSchema, (session) => CassandraEventStore.open({ session }));
+      try {
+        // 3 events every 7 hours over 30 days: the scan reads hour partitions several at a time.
+        const batch = Array.from({ length: 103 }, (_, index) =>
+          makeStoredBatch(3, { startMs: Date.UTC(2024, 0, 1) + index * 7 * 3_600_000, stepMs: 60_000, firstOffset: index * 3 })).flat();
+        await fixture.store.putBatch(batch.toReversed());
+        const expected = batch.map((stored) => stored.event.id);
+        for (const limit of [1, 4, 50, 1000]) {
+          const seen: string[] = [];
+          let after: string | null = null;
+          do {
+            const page = await fixture.store.scan({ merchantId: 'm_test', fromMs: 0, toMs: Date.UTC(2025, 0, 1), limit, after });
+            seen.push(...page.events.map((stored) => stored.event.id));
+            after = page.next;
+          } while (after);
+          assert.deepEqual(seen, expected, `limit ${limit}`);
+        }
+      } finally {
+        await fixture.dispose();
+      }
+    });
+  });
+}
