@@ -5,9 +5,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { limits, time } from '../core/limits.ts';
 
-/** Cassandra consistency levels Tally accepts for reads and writes. */
-export type ConsistencyName = 'ONE' | 'LOCAL_ONE' | 'QUORUM' | 'LOCAL_QUORUM' | 'EACH_QUORUM' | 'ALL';
-export const consistencyNames: readonly ConsistencyName[] = ['ONE', 'LOCAL_ONE', 'QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'];
+/**
+ * Cassandra consistency levels Tally accepts for reads and writes: quorums only. The stores read
+ * what they wrote a moment before (dedup, applied offsets), which ONE/LOCAL_ONE do not guarantee
+ * with replication above 1: a resent event could count twice.
+ */
+export type ConsistencyName = 'QUORUM' | 'LOCAL_QUORUM' | 'EACH_QUORUM' | 'ALL';
+export const consistencyNames: readonly ConsistencyName[] = ['QUORUM', 'LOCAL_QUORUM', 'EACH_QUORUM', 'ALL'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 

@@ -55,7 +55,7 @@ test('distributed settings: host lists get default ports, replication and consis
   assert.equal(isDistributed(loadConfig({})), false);
   assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k1' }), /go together/);
   assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k1:99999', TALLY_CASSANDRA_CONTACT_POINTS: 'c' }), /TALLY_KAFKA_BROKERS/);
-  assert.throws(() => loadConfig({ TALLY_CASSANDRA_CONSISTENCY: 'SOME' }), /TALLY_CASSANDRA_CONSISTENCY/);
+  assert.throws(() => loadConfig({ TALLY_CASSANDRA_CONSISTENCY: 'ONE' }), /TALLY_CASSANDRA_CONSISTENCY/);
   assert.throws(() => loadConfig({ TALLY_REDIS_URL: 'http://x' }), /TALLY_REDIS_URL/);
   assert.throws(() => loadConfig({ TALLY_KAFKA_BROKERS: 'k', TALLY_CASSANDRA_CONTACT_POINTS: 'c', TALLY_KAFKA_REPLICATION_FACTOR: '1' }), /MIN_INSYNC/);
 });
