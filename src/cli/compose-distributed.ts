@@ -48,6 +48,9 @@ function openLog(config: Config): EventLog {
     clientId: config.kafkaClientId,
     replicationFactor: config.kafkaReplicationFactor,
     minInsyncReplicas: config.kafkaMinInsyncReplicas,
+    sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+    // Kafka's rule of thumb: a third of the session, so two heartbeats may be lost before eviction.
+    heartbeatIntervalMs: Math.floor(config.kafkaSessionTimeoutMs / 3),
   }), config.kafkaNamespace);
 }
 

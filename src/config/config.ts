@@ -46,6 +46,8 @@ export interface Config {
   /** Replicas of each topic `tally migrate` creates, and how many must have a write before it counts. */
   readonly kafkaReplicationFactor: number;
   readonly kafkaMinInsyncReplicas: number;
+  /** A processor silent this long loses its partitions to the others (takeover time after a crash). */
+  readonly kafkaSessionTimeoutMs: number;
   /** Distributed deployment: Cassandra contact points (host:port). */
   readonly cassandraContactPoints: readonly string[] | null;
   readonly cassandraDc: string;
@@ -89,6 +91,7 @@ const defaults: Config = Object.freeze({
   kafkaNamespace: '',
   kafkaReplicationFactor: 3,
   kafkaMinInsyncReplicas: 2,
+  kafkaSessionTimeoutMs: 10_000,
   cassandraContactPoints: null,
   cassandraDc: 'datacenter1',
   cassandraKeyspace: 'tally',
@@ -197,6 +200,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_KAFKA_NAMESPACE', key: 'kafkaNamespace', parse: kafkaName, description: 'Prefix of every topic and consumer group, to share a Kafka cluster between installations.' },
   { env: 'TALLY_KAFKA_REPLICATION_FACTOR', key: 'kafkaReplicationFactor', parse: integer(1, 15), description: 'Replicas of each topic `tally migrate` creates (1 only for a single test broker).' },
   { env: 'TALLY_KAFKA_MIN_INSYNC_REPLICAS', key: 'kafkaMinInsyncReplicas', parse: integer(1, 15), description: 'Replicas that must hold a record before Kafka acknowledges it (acks=all).' },
+  { env: 'TALLY_KAFKA_SESSION_TIMEOUT_MS', key: 'kafkaSessionTimeoutMs', parse: integer(1000, 300_000), description: 'A processor silent this long loses its partitions to the others (within the broker\'s group.min/max.session.timeout.ms).' },
   { env: 'TALLY_CASSANDRA_CONTACT_POINTS', key: 'cassandraContactPoints', parse: hostPorts(9042), description: 'Distributed mode: Cassandra nodes to contact first, host:port[,…].' },
   { env: 'TALLY_CASSANDRA_DC', key: 'cassandraDc', parse: text, description: 'The Cassandra data center local to this process (LOCAL_* consistency).' },
   { env: 'TALLY_CASSANDRA_KEYSPACE', key: 'cassandraKeyspace', parse: text, description: 'Keyspace holding Tally\'s tables.' },

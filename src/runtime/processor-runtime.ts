@@ -4,7 +4,7 @@
 // other failures retry a bounded number of times, then the batch is split to isolate the
 // poison records, which go to `<topic>.dlq` with the reason. Shutdown drains: stop polling,
 // finish the batch in hand, commit, close.
-import { LogFencedError, type ConsumedRecord, type EventLog, type LogConsumer, type LogPosition } from '../core/ports/event-log.ts';
+import { LogFencedError, LogUnavailableError, type ConsumedRecord, type EventLog, type LogConsumer, type LogPosition } from '../core/ports/event-log.ts';
 import { limits } from '../core/limits.ts';
 import { TransientError, type DeadLetter, type Processor } from './processor.ts';
 
@@ -85,10 +85,7 @@ export class ProcessorRuntime {
   }
 
   async #run(consumer: LogConsumer): Promise<void> {
-    // Dead letters must have somewhere to go before the first one appears.
-    for (const topic of this.#options.processor.topics) {
-      await this.#options.log.ensureTopic(deadLetterTopic(topic), deadLetterPartitions);
-    }
+    if (!(await this.#ensureDeadLetterTopics())) return;
     const recordsMax = this.#options.pollRecordsMax ?? limits.pollRecordsMax;
     const waitMs = this.#options.pollWaitMs ?? 200;
     while (!this.#abort.signal.aborted) {
@@ -220,16 +217,50 @@ export class ProcessorRuntime {
         next.set(id, { topic: record.topic, partition: record.partition, offset: record.offset + 1 });
       }
     }
-    try {
-      await consumer.commit([...next.values()]);
-    } catch (error) {
-      // Another member owns the partition now; it will redeliver, and handlers are idempotent.
-      if (error instanceof LogFencedError) {
-        this.#options.logger.warn({ processor: this.name, err: error }, 'commit fenced: partition moved to another member');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await consumer.commit([...next.values()]);
         return;
+      } catch (error) {
+        // Another member owns the partition now; it will redeliver, and handlers are idempotent.
+        if (error instanceof LogFencedError) {
+          this.#options.logger.warn({ processor: this.name, err: error }, 'commit fenced: partition moved to another member');
+          return;
+        }
+        if (!(error instanceof LogUnavailableError)) throw error;
+        // The log is down: the work is applied (and fenced by the stores), only the position is
+        // not saved yet. Keep trying; a shutdown meanwhile leaves it to redelivery, which is harmless.
+        this.#options.logger.warn({ processor: this.name, err: error, attempt }, 'commit failed: log unavailable, retrying');
+        try {
+          await this.#sleep(this.#backoffMs(attempt));
+        } catch (abandoned) {
+          if (abandoned instanceof BatchAbandoned) return;
+          throw abandoned;
+        }
       }
-      throw error;
     }
+  }
+
+  /** Dead-letter topics must exist before the first poison record; the log may still be starting. */
+  async #ensureDeadLetterTopics(): Promise<boolean> {
+    for (const topic of this.#options.processor.topics) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#options.log.ensureTopic(deadLetterTopic(topic), deadLetterPartitions);
+          break;
+        } catch (error) {
+          if (!(error instanceof LogUnavailableError)) throw error;
+          this.#options.logger.warn({ processor: this.name, err: error, attempt }, 'log unavailable at start: retrying');
+          try {
+            await this.#sleep(this.#backoffMs(attempt));
+          } catch (abandoned) {
+            if (abandoned instanceof BatchAbandoned) return false;
+            throw abandoned;
+          }
+        }
+      }
+    }
+    return true;
   }
 
   /** Capped exponential backoff with full jitter (spreads retries of many members apart). */

@@ -4,6 +4,7 @@
 import type {
   AppendRecord, ConsumedRecord, ConsumerOptions, EventLog, LogConsumer, LogPartition, LogPosition,
 } from '../../core/ports/event-log.ts';
+import { assertTopicShape } from '../../core/partitioner.ts';
 
 export class NamespacedEventLog implements EventLog {
   readonly #inner: EventLog;
@@ -19,7 +20,9 @@ export class NamespacedEventLog implements EventLog {
     this.#prefix = prefix;
   }
 
-  ensureTopic(topic: string, partitions: number): Promise<void> {
+  async ensureTopic(topic: string, partitions: number): Promise<void> {
+    // The plain name must be valid on its own: '' would otherwise pass as the prefix alone.
+    assertTopicShape(topic, partitions);
     return this.#inner.ensureTopic(this.#in(topic), partitions);
   }
 
