@@ -2,7 +2,7 @@
 // stop accepting requests and finish those in flight, let the processor finish and commit its
 // batch, flush pending log appends, close the stores.
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config/config.ts';
+import { isDistributed, type Config } from '../config/config.ts';
 import type { Role, Services } from '../app/services.ts';
 import { buildApp } from '../http/app.ts';
 import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
@@ -50,7 +50,10 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
     ? startLogRetention(deployment.prunableLog, { retentionMs: config.logRetentionMs, intervalMs: limits.logRetentionIntervalMs, logger })
     : null;
   const address = await app.listen({ host: config.host, port: config.port, backlog: listenBacklog });
-  logger.info({ address, roles, dataDir: config.dataDir }, 'tally is running');
+  const storage = isDistributed(config)
+    ? { kafka: config.kafkaBrokers, cassandra: config.cassandraContactPoints, keyspace: config.cassandraKeyspace }
+    : { dataDir: config.dataDir };
+  logger.info({ address, roles, ...storage }, 'tally is running');
   if (options.firstStartDemo && deployment.firstStart) {
     await printFirstStart(deployment.generatedAdminToken, address, services);
   }
