@@ -35,7 +35,8 @@ export interface QueryOptions {
   readonly idempotent: boolean;
   readonly fetchSize?: number;
   readonly pageState?: string;
-  readonly consistency?: ConsistencyName;
+  /** SERIAL levels read a row written by lightweight transactions linearizably (resolving a timed-out one). */
+  readonly consistency?: ConsistencyName | 'LOCAL_ONE' | 'SERIAL' | 'LOCAL_SERIAL';
 }
 
 export interface BatchStatement {
@@ -217,9 +218,9 @@ export class CassandraSession {
   }
 }
 
-function toDriverName(name: ConsistencyName | 'SERIAL' | 'LOCAL_SERIAL'): keyof typeof types.consistencies {
+function toDriverName(name: ConsistencyName | 'LOCAL_ONE' | 'SERIAL' | 'LOCAL_SERIAL'): keyof typeof types.consistencies {
   const map = {
-    ONE: 'one', LOCAL_ONE: 'localOne', QUORUM: 'quorum', LOCAL_QUORUM: 'localQuorum', EACH_QUORUM: 'eachQuorum', ALL: 'all',
+    LOCAL_ONE: 'localOne', QUORUM: 'quorum', LOCAL_QUORUM: 'localQuorum', EACH_QUORUM: 'eachQuorum', ALL: 'all',
     SERIAL: 'serial', LOCAL_SERIAL: 'localSerial',
   } as const;
   return map[name];
