@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { MemoryEventLog } from '../../src/adapters/memory/event-log.ts';
 import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
 import { TransientError, type HandleResult, type Processor } from '../../src/runtime/processor.ts';
-import type { ConsumedRecord } from '../../src/core/ports/event-log.ts';
+import { LogUnavailableError, type ConsumedRecord, type EventLog } from '../../src/core/ports/event-log.ts';
 import { quietLogger } from '../support/analytics.ts';
 
 const topic = 'jobs';
@@ -135,5 +135,50 @@ describe('processor runtime', () => {
     while (attempts < 3) await new Promise((resolve) => setTimeout(resolve, 5));
     await runtime.stop();
     assert.equal((await log.committedOffsets('test-group', topic)).get(0) ?? 0, 0);
+  });
+
+  test('an unavailable log at start and at commit is waited out: the loop survives and commits once the log is back', async () => {
+    const log = await logWith(['a', 'b', 'c']);
+    let ensureFailures = 2;
+    let commitFailures = 3;
+    const flaky: EventLog = {
+      ensureTopic: async (name, partitions) => {
+        if (ensureFailures-- > 0) throw new LogUnavailableError('log down');
+        return log.ensureTopic(name, partitions);
+      },
+      append: (name, records) => log.append(name, records),
+      consumer: (options) => {
+        const inner = log.consumer(options);
+        return {
+          poll: (max, wait) => inner.poll(max, wait),
+          commit: async (positions) => {
+            if (commitFailures-- > 0) throw new LogUnavailableError('log down');
+            return inner.commit(positions);
+          },
+          assignment: () => inner.assignment(),
+          close: () => inner.close(),
+        };
+      },
+      endOffsets: (name) => log.endOffsets(name),
+      committedOffsets: (group, name) => log.committedOffsets(group, name),
+      ping: () => log.ping(),
+      close: () => log.close(),
+    };
+    const handled: string[] = [];
+    const processor = recordingProcessor(async (batch) => {
+      handled.push(...batch.map((record) => record.value));
+      return { deadLetters: [] };
+    });
+    const runtime = new ProcessorRuntime({ log: flaky, processor, logger: quietLogger, pollWaitMs: 10, pollLingerMs: 0, retryBaseDelayMs: 1, retryDelayMsMax: 4 });
+    runtime.start();
+    const deadline = Date.now() + 10_000;
+    while ((await log.committedOffsets('test-group', topic)).get(0) !== 3) {
+      if (Date.now() > deadline) throw new Error('never committed');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await runtime.stop();
+    assert.equal(ensureFailures, -1, 'ensureTopic was retried until it passed');
+    assert.equal(commitFailures, -1, 'the commit was retried until it passed');
+    assert.deepEqual(handled, ['a', 'b', 'c'], 'handled once: the loop did not die and restart');
   });
 });
