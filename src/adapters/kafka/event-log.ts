@@ -70,6 +70,9 @@ export const kafkaEventLogDefaults = {
   fetchWaitMsMax: 500,
 } as const;
 
+/** Longest ensureTopic waits for a new topic's partitions to be created and served. */
+const topicCreationTimeoutMs = 60_000;
+
 /** Client retries inside one call; requestTimeoutMs bounds the call as a whole. */
 const clientRetries = 3;
 const clientRetryDelayMs = 200;
@@ -158,9 +161,12 @@ export class KafkaEventLog implements EventLog {
   async ensureTopic(topic: string, partitions: number): Promise<void> {
     this.#assertOpen();
     assertTopicShape(topic, partitions);
+    // Creating a topic is rare (migrate, start) and slow for many partitions on a busy cluster:
+    // it gets its own, longer budget than a request on the hot path.
+    const timeoutMs = Math.max(this.requestTimeoutMs, topicCreationTimeoutMs);
     await withDeadline(
-      ensureTopicExists(this.#admin, topic, partitions, this.#replication, this.requestTimeoutMs),
-      this.requestTimeoutMs,
+      ensureTopicExists(this.#admin, topic, partitions, this.#replication, timeoutMs),
+      timeoutMs,
       `ensureTopic "${topic}"`,
     );
     this.#partitionCounts.set(topic, partitions);

@@ -69,6 +69,7 @@ export async function ensureTopicExists(
   if (existing === undefined) {
     await createTopic(admin, topic, partitions, settings);
     existing = await waitForLeaders(admin, topic, deadlineMs);
+    await waitUntilServed(admin, topic, existing, deadlineMs);
   }
   if (existing !== partitions) {
     throw new Error(
@@ -118,6 +119,25 @@ async function waitForLeaders(admin: Admin, topic: string, deadlineMs: number): 
     await new Promise((resolve) => setTimeout(resolve, leaderWaitStepMs));
   }
   throw new LogUnavailableError(`topic "${topic}" was created but its partitions have no leader yet`);
+}
+
+/**
+ * The controller names a leader before that broker has loaded the partition: until it has, requests
+ * answer NOT_LEADER_OR_FOLLOWER (seen with 1,024 new partitions on a busy machine). Resolve only once
+ * every partition answers an offsets request.
+ */
+async function waitUntilServed(admin: Admin, topic: string, partitions: number, deadlineMs: number): Promise<void> {
+  const request = { topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }] };
+  while (Date.now() < deadlineMs) {
+    try {
+      await admin.listOffsets(request);
+      return;
+    } catch (error) {
+      if (brokerErrorId(error, ['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION']) === undefined) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, leaderWaitStepMs));
+  }
+  throw new LogUnavailableError(`topic "${topic}" was created but its leaders do not serve it yet`);
 }
 
 /** The client reports an absent topic as a user error naming it, or as the broker's error id. */
