@@ -27,6 +27,10 @@ export interface CassandraOptions {
   readonly password?: string;
 }
 
+/** Reconnection to a node that went away: from a quarter second, doubling, never more than 2 s apart. */
+const reconnectDelayMsMin = 250;
+const reconnectDelayMsMax = 2000;
+
 export type Row = cassandra.types.Row;
 export type Params = readonly unknown[];
 
@@ -81,6 +85,9 @@ export class CassandraSession {
       localDataCenter: options.localDataCenter,
       socketOptions: { readTimeout: options.requestTimeoutMs ?? 12_000, connectTimeout: 5000 },
       queryOptions: { prepare: true },
+      // The driver's default waits up to 10 minutes between attempts to a node that went away: a
+      // short outage would keep queries failing long after the node is back.
+      policies: { reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(reconnectDelayMsMin, reconnectDelayMsMax, false) },
       ...(options.username ? { credentials: { username: options.username, password: options.password ?? '' } } : {}),
     });
     try {
