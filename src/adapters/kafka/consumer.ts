@@ -335,7 +335,11 @@ export class KafkaLogConsumer implements LogConsumer {
     clearTimeout(this.#silenceTimer);
     if (this.#closed || this.#polling !== undefined || this.#owned.size === 0) return;
     const dueMs = this.#lastPollEndMs + this.#options.group.pollIntervalMsMax - Date.now();
-    this.#silenceTimer = setTimeout(() => void this.#checkSilence(), Math.max(0, dueMs));
+    // Once overdue, the group is asked at most once per recheck interval: a member busy on a long
+    // batch, alone in its group (or cut off from the broker), must not spin on describeGroups.
+    this.#silenceTimer = setTimeout(() => void this.#checkSilence(), Math.max(silenceRecheckMs, dueMs));
+    // A bookkeeping timer: it must never be what keeps a process alive.
+    this.#silenceTimer.unref();
   }
 
   async #checkSilence(): Promise<void> {
@@ -629,6 +633,9 @@ export class KafkaLogConsumer implements LogConsumer {
     });
   }
 }
+
+/** How often an overdue member asks whether another member is waiting for its partitions. */
+const silenceRecheckMs = 1000;
 
 /** The client's protected callback-style helpers as promises. */
 function callback<T = unknown>(start: (done: (error: Error | null, value?: T) => void) => void): Promise<T> {
