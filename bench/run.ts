@@ -25,10 +25,17 @@ const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
   ['freshness', (context) => runFreshness(context)],
   ['query', runQueries],
   ['reprocess', runReprocessScenario],
+  // Loaded only when chosen: the embedded scenarios never load the engines' client libraries.
+  ['distributed', async (context) => (await import('./scenarios/distributed.ts')).runDistributed(context)],
 ]);
+
+/** Run only when named in --only: they need the engines running (scripts/engines.sh up, Redis). */
+const onRequest: ReadonlySet<string> = new Set(['distributed']);
 
 const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>]
        [--node-flags="<flags for the server and job processes>"] [--markdown]
+  default       every scenario except ${[...onRequest].join(', ')}, which needs the engines (Kafka, Cassandra,
+                Redis: scripts/engines.sh up) and runs only when named in --only
   --profile     write V8 CPU profiles of the server (and its processor thread) and the jobs to a temporary
                 directory (printed at the end); summarize one with: node bench/profile.ts <file>.cpuprofile`;
 
@@ -49,7 +56,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!(scales as readonly string[]).includes(values.scale)) throw new Error(`--scale must be one of ${scales.join(', ')}\n${usage}`);
-  const chosen = values.only ? values.only.split(',').map((name) => name.trim()) : [...scenarios.keys()];
+  const chosen = values.only ? values.only.split(',').map((name) => name.trim()) : [...scenarios.keys()].filter((name) => !onRequest.has(name));
   for (const name of chosen) if (!scenarios.has(name)) throw new Error(`unknown scenario "${name}"\n${usage}`);
 
   // Profiles go to a temporary directory, never into the checkout; its path is printed at the end.

@@ -151,7 +151,8 @@ export function sampleMemory(server: BenchServer, intervalMs = 100): { stop(): P
   };
 }
 
-function metricValue(text: string, name: string): number {
+/** The first sample of metric `name` in a Prometheus exposition (0 when absent). */
+export function metricValue(text: string, name: string): number {
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
 }
