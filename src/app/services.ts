@@ -6,6 +6,7 @@ import type { EventLog } from '../core/ports/event-log.ts';
 import type { EventStore } from '../core/ports/event-store.ts';
 import type { RollupStore } from '../core/ports/rollup-store.ts';
 import type { MerchantStore } from '../core/ports/merchant-store.ts';
+import type { LedgerStore } from '../core/ports/ledger-store.ts';
 import type { GeoLookup } from '../core/ports/geo-lookup.ts';
 import type { Cache } from '../core/ports/cache.ts';
 import type { AnalyticsRules } from '../core/analytics/rules.ts';
@@ -18,6 +19,8 @@ export interface Services {
   readonly events: EventStore;
   readonly rollups: RollupStore;
   readonly merchants: MerchantStore;
+  /** Accounts, transfers and entries of the payments job; null where no adapter exists yet (distributed). */
+  readonly ledger: LedgerStore | null;
   readonly geo: GeoLookup;
   readonly rules: AnalyticsRules;
   readonly metrics: TallyMetrics;

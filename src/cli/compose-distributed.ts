@@ -20,10 +20,12 @@ import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
 import { limits } from '../core/limits.ts';
 import { TallyMetrics } from '../http/metrics.ts';
 import { hashKey } from '../http/auth.ts';
-import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
+import { eventsTopic } from '../analytics/processor.ts';
 import { deadLetterTopic } from '../runtime/processor-runtime.ts';
+import type { RequestReplyTopics } from '../runtime/request-reply.ts';
 import type { Deployment, DeploymentOptions } from './compose.ts';
-import { createLogger } from './compose.ts';
+import { createLogger, paymentsTopics, processorLagSources } from './compose.ts';
+import { pingPartitions, pingResponder } from '../ping/responder.ts';
 
 /** Every schema component, in the order `tally migrate` applies them. */
 export const cassandraSchemas: readonly SchemaComponent[] = [installationSchema, merchantStoreSchema, eventStoreSchema, rollupStoreSchema];
@@ -64,9 +66,12 @@ export async function migrateDistributed(config: Config): Promise<MigrationRepor
   const log = openLog(config);
   const session = await CassandraSession.connect(sessionOptions(config));
   try {
+    // The payments topics are created already, though the ledger has no Cassandra adapter yet.
     const topics = [
       { name: eventsTopic, partitions: config.eventsPartitions },
       { name: deadLetterTopic(eventsTopic), partitions: deadLetterPartitions },
+      ...requestReplyTopicList(paymentsTopics, config.paymentsPartitions),
+      ...requestReplyTopicList(pingResponder.topics, pingPartitions),
     ];
     for (const topic of topics) await log.ensureTopic(topic.name, topic.partitions);
     await session.createKeyspace();
@@ -80,6 +85,15 @@ export async function migrateDistributed(config: Config): Promise<MigrationRepor
   } finally {
     await Promise.allSettled([log.close(), session.close()]);
   }
+}
+
+function requestReplyTopicList(topics: RequestReplyTopics, partitions: number): { name: string; partitions: number }[] {
+  return [
+    { name: topics.requested, partitions },
+    { name: topics.succeeded, partitions },
+    { name: topics.failed, partitions },
+    { name: deadLetterTopic(topics.requested), partitions: deadLetterPartitions },
+  ];
 }
 
 export async function openDistributed(config: Config, options: DeploymentOptions = {}): Promise<Deployment> {
@@ -102,11 +116,10 @@ export async function openDistributed(config: Config, options: DeploymentOptions
         ? await RedisCache.open({ url: config.redisUrl, logger })
         : new MemoryCache({ entriesMax: limits.queryCacheEntriesMax, bytesMax: config.queryCacheMb * 1024 * 1024 });
     if (queryCache) opened.unshift(queryCache);
-    const metrics = new TallyMetrics({
-      log, lagSources: [{ processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] }], processMetrics: options.processMetrics ?? true,
-    });
+    const metrics = new TallyMetrics({ log, lagSources: processorLagSources(false), processMetrics: options.processMetrics ?? true });
     const services: Services = {
-      config, logger, log, events, rollups, merchants, rules, metrics, queryCache,
+      // No Cassandra ledger yet: the payments routes refuse with a clear message, no ledger processor runs.
+      config, logger, log, events, rollups, merchants, ledger: null, rules, metrics, queryCache,
       geo: openGeoLookup(config.geoipDatabase),
       saltSecret: await readVisitorSaltSecret(session),
       adminTokenHash: config.adminToken ? hashKey(config.adminToken) : null,

@@ -14,6 +14,7 @@ import { SqliteEventLog } from '../adapters/sqlite/event-log.ts';
 import { SqliteEventStore } from '../adapters/sqlite/event-store.ts';
 import { SqliteRollupStore } from '../adapters/sqlite/rollup-store.ts';
 import { SqliteMerchantStore } from '../adapters/sqlite/merchant-store.ts';
+import { SqliteLedgerStore } from '../adapters/sqlite/ledger-store.ts';
 import { openGeoLookup } from '../adapters/maxmind/geo-lookup.ts';
 import { MemoryCache } from '../adapters/memory/cache.ts';
 import { limits } from '../core/limits.ts';
@@ -21,6 +22,10 @@ import { TallyMetrics } from '../http/metrics.ts';
 import type { PrunableLog } from '../runtime/log-retention.ts';
 import { hashKey } from '../http/auth.ts';
 import { analyticsGroup, eventsTopic } from '../analytics/processor.ts';
+import { ledgerGroup, transferFailedTopic, transferRequestedTopic, transferSucceededTopic } from '../payments/codec.ts';
+import { pingPartitions, pingResponder } from '../ping/responder.ts';
+import { ensureRequestReplyTopics } from '../runtime/request-reply.ts';
+import type { LagSource } from '../http/metrics.ts';
 
 /** What a composition root hands the roles, whichever deployment it opened. */
 export interface Deployment {
@@ -71,15 +76,16 @@ export async function openEmbedded(config: Config, options: DeploymentOptions = 
   const rules = options.rules ?? currentRules;
   const log = SqliteEventLog.open({ path: join(config.dataDir, files.log) });
   await log.ensureTopic(eventsTopic, config.eventsPartitions);
+  await ensureRequestReplyTopics(log, paymentsTopics, config.paymentsPartitions);
+  await ensureRequestReplyTopics(log, pingResponder.topics, pingPartitions);
   const storeDb = openDatabase(join(config.dataDir, files.store));
   const events = SqliteEventStore.create({ db: storeDb });
   const rollups = SqliteRollupStore.create({ db: storeDb, logicVersion: rules.logicVersion });
   const merchants = SqliteMerchantStore.create({ db: storeDb });
-  const metrics = new TallyMetrics({
-    log, lagSources: [{ processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] }], processMetrics: options.processMetrics ?? true,
-  });
+  const ledger = SqliteLedgerStore.create({ db: storeDb });
+  const metrics = new TallyMetrics({ log, lagSources: processorLagSources(true), processMetrics: options.processMetrics ?? true });
   const services: Services = {
-    config, logger, log, events, rollups, merchants, rules, metrics,
+    config, logger, log, events, rollups, merchants, ledger, rules, metrics,
     geo: openGeoLookup(config.geoipDatabase),
     queryCache: config.queryCacheMb === 0 ? null : new MemoryCache({ entriesMax: limits.queryCacheEntriesMax, bytesMax: config.queryCacheMb * 1024 * 1024 }),
     saltSecret: readOrCreateSecret(join(config.dataDir, files.saltSecret)),
@@ -93,10 +99,22 @@ export async function openEmbedded(config: Config, options: DeploymentOptions = 
     prunableLog: log,
     async close() {
       await log.close();
-      await Promise.allSettled([events.close(), rollups.close(), merchants.close()]);
+      await Promise.allSettled([events.close(), rollups.close(), merchants.close(), ledger.close()]);
       storeDb.close();
     },
   };
+}
+
+/** The payments job's topics, named by the request/reply convention (docs/request-reply.md). */
+export const paymentsTopics = { requested: transferRequestedTopic, succeeded: transferSucceededTopic, failed: transferFailedTopic } as const;
+
+/** The consumer groups whose lag /metrics reports; the ledger's only where a ledger store exists. */
+export function processorLagSources(withLedger: boolean): LagSource[] {
+  return [
+    { processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] },
+    { processor: 'ping responder', group: pingResponder.group, topics: [pingResponder.topics.requested] },
+    ...(withLedger ? [{ processor: 'ledger', group: ledgerGroup, topics: [transferRequestedTopic] }] : []),
+  ];
 }
 
 /** A 32-byte server secret, created once with owner-only permissions. */

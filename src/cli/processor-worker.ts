@@ -1,12 +1,11 @@
 // Worker-thread entry of the processor role when `tally start` runs every role in one process:
-// the processor's synchronous SQLite work gets its own core instead of stalling HTTP requests.
+// the processors' synchronous SQLite work gets its own core instead of stalling HTTP requests.
 // It opens its own connections to the same files; the main thread asks it for metrics and
 // tells it when to stop (drain, commit, close).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
-import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
-import { AnalyticsProcessor } from '../analytics/processor.ts';
 import { openDeployment } from './compose.ts';
+import { startProcessors } from './processors.ts';
 
 export type ToWorker = { readonly type: 'metrics'; readonly id: number } | { readonly type: 'stop' };
 export type FromWorker =
@@ -20,11 +19,7 @@ if (!port) throw new Error('processor-worker.ts runs only as a worker thread');
 const { config } = workerData as { config: Config };
 const deployment = await openDeployment(config, { processMetrics: false });
 const { services } = deployment;
-const processor = new AnalyticsProcessor({
-  events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
-});
-const runtime = new ProcessorRuntime({ log: services.log, processor, logger: services.logger, observer: services.metrics });
-runtime.start();
+const runtime = await startProcessors(services);
 port.postMessage({ type: 'ready' } satisfies FromWorker);
 
 port.on('message', (message: ToWorker) => {

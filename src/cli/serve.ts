@@ -5,12 +5,11 @@ import type { FastifyInstance } from 'fastify';
 import { isDistributed, type Config } from '../config/config.ts';
 import type { Role, Services } from '../app/services.ts';
 import { buildApp } from '../http/app.ts';
-import { ProcessorRuntime } from '../runtime/processor-runtime.ts';
-import { AnalyticsProcessor } from '../analytics/processor.ts';
 import { resumeReprocessJobs } from '../admin/routes.ts';
 import { createMerchant } from '../admin/merchants.ts';
 import { openDeployment } from './compose.ts';
 import { startProcessorThread } from './processor-thread.ts';
+import { startProcessors } from './processors.ts';
 import { startLogRetention } from '../runtime/log-retention.ts';
 import { limits } from '../core/limits.ts';
 
@@ -34,12 +33,7 @@ export async function runRoles(config: Config, roles: readonly Role[], options: 
       services.metrics.addSource(() => thread.metrics());
       runtime = thread;
     } else {
-      const processor = new AnalyticsProcessor({
-        events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: services.metrics,
-      });
-      const inline = new ProcessorRuntime({ log: services.log, processor, logger, observer: services.metrics });
-      inline.start();
-      runtime = inline;
+      runtime = await startProcessors(services);
     }
     await resumeReprocessJobs(services);
   }

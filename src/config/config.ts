@@ -33,6 +33,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** Partitions of the events topic, fixed when the topic is created. */
   readonly eventsPartitions: number;
+  /** Partitions of the payments command and outcome topics, fixed when they are created. */
+  readonly paymentsPartitions: number;
   readonly queryScanEventsMax: number;
   /** Memory for cached query results (MiB); 0 turns the cache off. */
   readonly queryCacheMb: number;
@@ -83,6 +85,7 @@ const defaults: Config = Object.freeze({
   geoipDatabase: null,
   trustProxy: false,
   eventsPartitions: 8,
+  paymentsPartitions: 8,
   queryScanEventsMax: limits.queryScanEventsMax,
   queryCacheMb: 64,
   logRetentionMs: 24 * time.hourMs,
@@ -193,6 +196,7 @@ export const settings: readonly Setting[] = [
   { env: 'TALLY_GEOIP_DB', key: 'geoipDatabase', parse: text, description: 'Path of a MaxMind/DB-IP country .mmdb file; unset: no country lookup.' },
   { env: 'TALLY_TRUST_PROXY', key: 'trustProxy', parse: boolean, description: 'Take the client IP from X-Forwarded-For (only behind your own proxy).' },
   { env: 'TALLY_EVENTS_PARTITIONS', key: 'eventsPartitions', parse: integer(1, 1024), description: 'Partitions of the events topic, fixed at creation.' },
+  { env: 'TALLY_PAYMENTS_PARTITIONS', key: 'paymentsPartitions', parse: integer(1, limits.topicPartitionsMax), description: 'Partitions of the payments topics (transfer commands keyed by debited account), fixed at creation.' },
   { env: 'TALLY_LOG_RETENTION_HOURS', key: 'logRetentionMs', parse: (raw: string): number => integer(1, 24 * 366)(raw) * time.hourMs, description: 'Hours processed records stay in the embedded log before they are pruned.' },
   { env: 'TALLY_QUERY_CACHE_MB', key: 'queryCacheMb', parse: integer(0, 65_536), description: 'Memory for cached query results (MiB) in-process; 0 turns the cache off (Redis, when set, is bounded by its own maxmemory).' },
   { env: 'TALLY_KAFKA_BROKERS', key: 'kafkaBrokers', parse: hostPorts(9092), description: 'Distributed mode: Kafka brokers, host:port[,host:port…]. Unset: the embedded default.' },

@@ -50,6 +50,15 @@ export const errorCatalogue = {
   reprocess_job_not_found: { status: 404, canRetry: false, description: 'No reprocessing job with that id.' },
   reprocess_range_invalid: { status: 400, canRetry: false, description: 'The reprocessing range is malformed, reversed or too long.' },
 
+  // Payments
+  account_exists: { status: 409, canRetry: false, description: 'An account with that id already exists.' },
+  account_not_found: { status: 404, canRetry: false, description: 'No account with that id, or it belongs to another merchant.' },
+  transfer_not_found: { status: 404, canRetry: false, description: 'No transfer with that id, or it belongs to another merchant.' },
+  currency_mismatch: { status: 422, canRetry: false, description: "The transfer's currency is not the currency of both accounts." },
+  insufficient_funds: { status: 402, canRetry: false, description: 'The debited account (without overdraft) holds less than the amount.' },
+  idempotency_key_required: { status: 400, canRetry: false, description: 'This endpoint needs an Idempotency-Key header (1–255 printable ASCII characters).' },
+  idempotency_key_reused: { status: 422, canRetry: false, description: 'The Idempotency-Key was already used with a different request; use a new key for a new request.' },
+
   // Availability (the server's side; the client may retry)
   log_unavailable: { status: 503, canRetry: true, description: 'The event log did not take the write; nothing was acknowledged. Retry later.' },
   store_unavailable: { status: 503, canRetry: true, description: 'The store did not answer; retry later.' },

@@ -108,6 +108,42 @@ export const limits = {
   merchantNameCharsMax: 100,
   /** Origins per write key: a merchant's sites, not the web. */
   allowedOriginsMax: 50,
+
+  // Payments
+  /** Payments bodies are small: the largest valid one (50 metadata pairs) fits many times over. */
+  paymentsBodyBytesMax: 64 * 1024,
+  /** Metadata keys per account or transfer: labels for the merchant's own bookkeeping. */
+  metadataKeysMax: 50,
+  /** A metadata key names a label (Stripe's bound, as for the other metadata limits). */
+  metadataKeyCharsMax: 40,
+  /** A metadata value is a reference (an order number, a customer id), never a document. */
+  metadataValueCharsMax: 500,
+  /** An account's display name. */
+  accountNameCharsMax: 100,
+  /** A transfer's description: a line on a statement. */
+  transferDescriptionCharsMax: 1000,
+  /** Items on one page of a list (accounts, an account's transfers). */
+  pageItemsMax: 100,
+  /** Items on a page when the request names no limit. */
+  pageItemsDefault: 10,
+  /** Idempotency-Key header: room for a UUID with a prefix, small enough to index. */
+  idempotencyKeyCharsMax: 255,
+  /** Idempotency keys are kept at least this long: a client retrying within a day gets its answer. */
+  idempotencyKeyRetentionMs: dayMs,
+  /** How often old idempotency keys are pruned. */
+  idempotencyPruneIntervalMs: hourMs,
+  /** Longest a POST /v1/transfers may wait for the outcome (?wait_ms): requests must not hang. */
+  transferWaitMsMax: 10_000,
+  /** First wait between reads of a waited-for transfer; doubles up to transferPollMsMax. */
+  transferPollMsMin: 2,
+  /** Longest wait between reads of a waited-for transfer: the answer is at most this late. */
+  transferPollMsMax: 20,
+  /** A claimed key whose transfer is not recorded after this was abandoned (its append failed): a retry re-sends it. */
+  idempotencyClaimStaleMs: 10_000,
+
+  // Request/reply over the log
+  /** The message of a `.failed` reply: a signal for the requester, not a log. */
+  replyErrorMessageCharsMax: 1000,
 } as const;
 
 export type Limits = typeof limits;
@@ -123,6 +159,9 @@ function assertRelations(l: Limits): void {
   check(l.pollLingerRecordsMin < l.pollRecordsMax, 'lingering only for batches below the maximum');
   check(l.minuteRangeMsMax / minuteMs <= l.queryBucketsMax, 'a full minute series fits the bucket limit');
   check(l.lateWindowMs < l.reprocessRangeMsMax, 'the late window can be reprocessed');
+  check(l.pageItemsDefault <= l.pageItemsMax, 'default page within the maximum');
+  check(l.transferPollMsMin <= l.transferPollMsMax && l.transferPollMsMax < l.transferWaitMsMax, 'transfer polls are shorter than the longest wait');
+  check(l.idempotencyPruneIntervalMs < l.idempotencyKeyRetentionMs, 'keys are pruned more often than they expire');
 }
 
 assertRelations(limits);

@@ -1,11 +1,12 @@
 // Builds the HTTP server of one process: health, readiness and metrics always; the collector,
-// query and admin routes per role. Tests call buildApp() and use app.inject() with no open port.
+// query (with payments) and admin routes per role. Tests call buildApp() and use app.inject() with no open port.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Role, Services } from '../app/services.ts';
 import { installErrorHandling } from './errors.ts';
 import { adminRoutes } from '../admin/routes.ts';
 import { collectorRoutes } from '../collector/routes.ts';
 import { queryRoutes } from '../analytics/query-routes.ts';
+import { paymentsRoutes } from '../payments/routes.ts';
 
 export interface AppOptions {
   readonly services: Services;
@@ -34,8 +35,12 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = await Promise.allSettled([services.log.ping(), services.events.ping(), services.rollups.ping(), services.merchants.ping()]);
-    const failed = checks.flatMap((check, index) => (check.status === 'rejected' ? [['log', 'events', 'rollups', 'merchants'][index]] : []));
+    const components: [string, { ping(): Promise<void> }][] = [
+      ['log', services.log], ['events', services.events], ['rollups', services.rollups], ['merchants', services.merchants],
+      ...(services.ledger ? [['ledger', services.ledger] as [string, { ping(): Promise<void> }]] : []),
+    ];
+    const checks = await Promise.allSettled(components.map(([, component]) => component.ping()));
+    const failed = checks.flatMap((check, index) => (check.status === 'rejected' ? [components[index]![0]] : []));
     if (failed.length > 0) return reply.code(503).send({ status: 'unavailable', failing: failed });
     return { status: 'ready' };
   });
@@ -46,7 +51,11 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
 
   await app.register(async (scope) => adminRoutes(scope, services));
   if (roles.includes('collector')) await app.register(async (scope) => collectorRoutes(scope, services));
-  if (roles.includes('query')) await app.register(async (scope) => queryRoutes(scope, services));
+  if (roles.includes('query')) {
+    // The secret-key APIs: queries and payments share the query role's servers.
+    await app.register(async (scope) => queryRoutes(scope, services));
+    await app.register(async (scope) => paymentsRoutes(scope, services));
+  }
   return app;
 }
 

@@ -1,12 +1,13 @@
 // Prometheus metrics (prom-client), one registry per process: HTTP requests and latency by route,
 // events accepted and rejected by code, processor batches, lag (records and seconds), freshness
-// (now − arrival of the newest processed event) and in-flight work. Lag is read from the log at
+// (now − arrival of the newest processed event), ledger commands by outcome and in-flight work. Lag is read from the log at
 // scrape time, so it is right even when the processor is stuck.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ConsumedRecord, EventLog } from '../core/ports/event-log.ts';
 import type { RuntimeObserver } from '../runtime/processor-runtime.ts';
 import type { AnalyticsObserver } from '../analytics/processor.ts';
 import type { DeadLetter } from '../runtime/processor.ts';
+import type { LedgerCounts, LedgerObserver } from '../payments/processor.ts';
 
 /** Both lag gauges of one scrape share a read of the log made within this window. */
 const lagReadReuseMs = 500;
@@ -20,7 +21,7 @@ export interface LagSource {
 /** Metrics of another thread of this process (the processor worker), as prom-client JSON. */
 export type MetricsSource = () => Promise<MetricObjectWithValues<MetricValue<string>>[]>;
 
-export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
+export class TallyMetrics implements RuntimeObserver, AnalyticsObserver, LedgerObserver {
   readonly registry = new Registry();
   readonly #sources: MetricsSource[] = [];
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
@@ -34,6 +35,7 @@ export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
   readonly deadLetters: Counter<'processor' | 'code'>;
   readonly retries: Counter<'processor' | 'transient'>;
   readonly processedEvents: Counter<'outcome'>;
+  readonly ledgerCommands: Counter<'outcome'>;
   #newestReceivedMs = 0;
   readonly #lastAppendedMs = new Map<string, number>();
   #lagRead: { atMs: number; lag: Map<string, number> } | null = null;
@@ -57,6 +59,7 @@ export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
     this.deadLetters = new Counter({ name: 'tally_processor_dead_letters_total', help: 'Records sent to a dead-letter topic', labelNames: ['processor', 'code'], registers });
     this.retries = new Counter({ name: 'tally_processor_retries_total', help: 'Batch retries', labelNames: ['processor', 'transient'], registers });
     this.processedEvents = new Counter({ name: 'tally_analytics_events_processed_total', help: 'Events the analytics processor handled, by outcome', labelNames: ['outcome'], registers });
+    this.ledgerCommands = new Counter({ name: 'tally_ledger_commands_total', help: 'Transfer commands the ledger processor answered, by outcome', labelNames: ['outcome'], registers });
     const self = this;
     new Gauge({
       name: 'tally_analytics_freshness_seconds', help: 'Now minus the arrival time of the newest processed event', registers,
@@ -120,6 +123,12 @@ export class TallyMetrics implements RuntimeObserver, AnalyticsObserver {
 
   retried(processor: string, transient: boolean): void {
     this.retries.inc({ processor, transient: String(transient) });
+  }
+
+  transfersDecided(counts: LedgerCounts): void {
+    for (const [outcome, count] of Object.entries(counts)) {
+      if (count > 0) this.ledgerCommands.inc({ outcome }, count);
+    }
   }
 
   processed(events: number, excluded: number, duplicates: number, newestReceivedMs: number): void {

@@ -13,6 +13,7 @@ import { engineAddresses, uniqueName } from './engines.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
 import { AnalyticsProcessor, analyticsGroup, eventsTopic } from '../../src/analytics/processor.ts';
+import { LedgerProcessor } from '../../src/payments/processor.ts';
 import type { AnalyticsRules } from '../../src/core/analytics/rules.ts';
 
 export const adminToken = 'test-admin-token-0123456789abcdef';
@@ -24,6 +25,9 @@ export interface TestTally {
   /** Starts the processor (not running at first, so tests can control when events are processed). */
   startProcessor(): void;
   stopProcessor(): Promise<void>;
+  /** Starts the ledger processor (payments), likewise not running at first. */
+  startLedgerProcessor(): void;
+  stopLedgerProcessor(): Promise<void>;
   waitCaughtUp(timeoutMs?: number): Promise<void>;
   createMerchant(name: string, currency?: string): Promise<{ id: string; writeKey: string; secretKey: string }>;
   close(): Promise<void>;
@@ -87,6 +91,7 @@ export async function startTestTally(options: TestTallyOptions = {}): Promise<Te
   const { services } = embedded;
   const app = await buildApp({ services, roles: ['collector', 'processor', 'query'] });
   let runtime: ProcessorRuntime | null = null;
+  let ledgerRuntime: ProcessorRuntime | null = null;
   const tally: TestTally = {
     app, embedded, dataDir,
     startProcessor() {
@@ -97,6 +102,17 @@ export async function startTestTally(options: TestTallyOptions = {}): Promise<Te
     async stopProcessor() {
       await runtime?.stop();
       runtime = null;
+    },
+    startLedgerProcessor() {
+      if (!services.ledger) throw new Error('this deployment has no ledger store');
+      if (ledgerRuntime) throw new Error('the ledger processor is already running');
+      const processor = new LedgerProcessor({ ledger: services.ledger, log: services.log, observer: services.metrics, now: services.now });
+      ledgerRuntime = new ProcessorRuntime({ log: services.log, processor, logger: services.logger, pollWaitMs: 20, pollLingerMs: 0, observer: services.metrics });
+      ledgerRuntime.start();
+    },
+    async stopLedgerProcessor() {
+      await ledgerRuntime?.stop();
+      ledgerRuntime = null;
     },
     async waitCaughtUp(timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
@@ -115,6 +131,7 @@ export async function startTestTally(options: TestTallyOptions = {}): Promise<Te
     },
     async close() {
       await runtime?.stop();
+      await ledgerRuntime?.stop();
       await app.close();
       await embedded.close();
       if (distributed) await dropTestKeyspace(config);

@@ -12,6 +12,11 @@ export interface OpenDatabaseOptions {
   readonly busyTimeoutMs?: number;
 }
 
+/** Page cache per connection (KiB). */
+const pageCacheKib = 64 * 1024;
+/** WAL pages before an automatic checkpoint (~40 MiB of WAL at 4 KiB pages). */
+const walCheckpointPages = 10_000;
+
 export function openDatabase(path: string, options: OpenDatabaseOptions = {}): DatabaseSync {
   const readOnly = options.readOnly ?? false;
   const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutMsDefault;
@@ -36,6 +41,11 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
       }
       // In WAL mode FULL syncs the WAL on every commit: an acknowledged write survives power loss.
       db.exec('PRAGMA synchronous = FULL');
+      // A ledger batch of 1,000 random transfers dirties ~3,000 pages: with SQLite's defaults
+      // (2 MiB cache, checkpoint every 1,000 pages) every commit also checkpoints and re-reads.
+      // Measured on settle: 15,400 → 23,000 transfers/s (bench/ledger-settle.ts).
+      db.exec(`PRAGMA cache_size = -${pageCacheKib}`);
+      db.exec(`PRAGMA wal_autocheckpoint = ${walCheckpointPages}`);
     }
   } catch (error) {
     db.close();

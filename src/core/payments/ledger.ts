@@ -23,7 +23,9 @@ export type TransferFailureCode =
   | 'insufficient_funds'
   | 'account_not_found'
   | 'currency_mismatch'
-  | 'same_account';
+  | 'same_account'
+  /** The debit or the credit would take a balance past 64 bits (what SQLite and Cassandra store). */
+  | 'balance_overflow';
 
 /** What the API publishes on `<prefix>.transfer.requested`, keyed by fromAccountId. */
 export interface TransferCommand {
@@ -59,6 +61,13 @@ export interface Entry {
 
 /** The largest amount a transfer may move: JSON integers stay exact up to here. */
 export const transferAmountMax = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Balances are signed 64-bit integers in every store. 1,024 maximal transfers reach the bound, so
+ * it is a decision (the transfer fails), never a write that throws and blocks the partition.
+ */
+export const balanceMax = 2n ** 63n - 1n;
+export const balanceMin = -(2n ** 63n);
 
 /** The state a batch of commands is decided against, loaded by the store before deciding. */
 export interface LedgerState {
@@ -113,7 +122,7 @@ export function decideTransfers(commands: readonly TransferCommand[], state: Led
     }
     const from = state.accounts.get(command.fromAccountId);
     const to = state.accounts.get(command.toAccountId);
-    const failure = failureOf(command, from, to, from ? balanceOf(from) : 0n);
+    const failure = failureOf(command, from, to, from ? balanceOf(from) : 0n, to ? balanceOf(to) : 0n);
     if (failure !== null || !from || !to) {
       const transfer: Transfer = { ...command, status: 'failed', failureCode: failure ?? 'account_not_found', settledMs };
       decided.set(command.id, transfer);
@@ -138,11 +147,14 @@ export function decideTransfers(commands: readonly TransferCommand[], state: Led
   return decisions;
 }
 
-function failureOf(command: TransferCommand, from: Account | undefined, to: Account | undefined, fromBalance: bigint): TransferFailureCode | null {
+function failureOf(
+  command: TransferCommand, from: Account | undefined, to: Account | undefined, fromBalance: bigint, toBalance: bigint,
+): TransferFailureCode | null {
   // Accounts of another merchant are as good as absent: tenants never see each other.
   if (!from || !to || from.merchantId !== command.merchantId || to.merchantId !== command.merchantId) return 'account_not_found';
   if (from.id === to.id) return 'same_account';
   if (from.currency !== command.currency || to.currency !== command.currency) return 'currency_mismatch';
   if (!from.allowOverdraft && fromBalance < command.amount) return 'insufficient_funds';
+  if (fromBalance - command.amount < balanceMin || toBalance + command.amount > balanceMax) return 'balance_overflow';
   return null;
 }

@@ -7,7 +7,10 @@ import type { Account, Entry, Transfer, TransferCommand, Decision } from '../pay
 export interface PageRequest {
   readonly merchantId: string;
   readonly limit: number;
-  /** Id of the last item of the previous page (cursor pagination, like Stripe's starting_after). */
+  /**
+   * Id of the last item of the previous page (cursor pagination, like Stripe's starting_after). An
+   * id that is not an item of this very list rejects with TallyError `invalid_request`.
+   */
   readonly startingAfter?: string | null;
 }
 
@@ -40,7 +43,10 @@ export interface SettleBatch {
 }
 
 export interface LedgerStore {
-  /** Creates the account; rejects with TallyError `account_exists` if the id is taken. */
+  /**
+   * Creates the account; rejects with TallyError `account_exists` if the id is taken (by any
+   * merchant). A new account's balance must be 0: money moves only through transfers.
+   */
   createAccount(account: Account): Promise<void>;
   getAccount(merchantId: string, accountId: string): Promise<Account | null>;
   /** Oldest first (by creation, then id). */
@@ -49,7 +55,7 @@ export interface LedgerStore {
   /** Records a transfer the API accepted, as pending, unless the id is known (never downgrades). */
   recordPending(command: TransferCommand): Promise<void>;
   getTransfer(merchantId: string, transferId: string): Promise<Transfer | null>;
-  /** Transfers that debit or credit the account, newest first. */
+  /** Transfers that debit or credit the account (pending, failed and succeeded), newest first by requestedMs, then id. */
   listAccountTransfers(request: PageRequest & { readonly accountId: string }): Promise<Page<Transfer>>;
   /** The entries of one account in the order they were applied (for audits and replays). */
   listEntries(merchantId: string, accountId: string): Promise<Entry[]>;
