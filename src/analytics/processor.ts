@@ -8,12 +8,10 @@ import type { ConsumedRecord, LogPartition } from '../core/ports/event-log.ts';
 import type { EventStore, StoredEvent } from '../core/ports/event-store.ts';
 import type { MerchantStore } from '../core/ports/merchant-store.ts';
 import { RollupConflictError, type RollupLayout, type RollupStore } from '../core/ports/rollup-store.ts';
-import type { TrackedEvent } from '../core/event.ts';
-import { TallyError } from '../core/errors.ts';
 import type { AnalyticsRules } from '../core/analytics/rules.ts';
 import { CellBuilder, targetGenerations } from '../core/analytics/rollup.ts';
 import { decodeTrackedEvent } from './event-codec.ts';
-import { TransientError, type DeadLetter, type HandleResult, type Processor } from '../runtime/processor.ts';
+import { asTransient, TransientError, type DeadLetter, type HandleResult, type Processor } from '../runtime/processor.ts';
 
 export const analyticsGroup = 'analytics';
 export const eventsTopic = 'events';
@@ -153,17 +151,4 @@ function groupByPartition(batch: readonly ConsumedRecord[]): Map<number, Consume
   return groups;
 }
 
-/**
- * Store failures are availability problems, not poison records: retry them without limit.
- * Adapters say so with a retryable TallyError; SQLite's own busy/locked errors (another process
- * holds the write lock past the busy timeout) mean the same.
- */
-function asTransient(error: unknown): unknown {
-  if (error instanceof TransientError) return error;
-  if (error instanceof TallyError && error.canRetry) return new TransientError(error.message, { cause: error });
-  if (error instanceof Error && /SQLITE_BUSY|SQLITE_LOCKED|database is locked|ECONNREFUSED/i.test(`${error.name} ${error.message}`)) {
-    return new TransientError(error.message, { cause: error });
-  }
-  return error;
-}
 

@@ -8,14 +8,13 @@
 //      listeners deduplicate by the request's position; analytics by the event id `payment:<transfer id>`);
 //   3. a record that is no command is answered with `invalid_format` and committed past.
 // Replies are appended before handle() returns: the runtime commits only once they are durable.
-import { LogUnavailableError, type AppendRecord, type ConsumedRecord, type EventLog, type LogPartition } from '../core/ports/event-log.ts';
+import { type AppendRecord, type ConsumedRecord, type EventLog, type LogPartition } from '../core/ports/event-log.ts';
 import { LedgerConflictError, type LedgerStore } from '../core/ports/ledger-store.ts';
 import { samePayload, type Decision, type Transfer, type TransferCommand } from '../core/payments/ledger.ts';
 import { emptyVisit, type TrackedEvent } from '../core/event.ts';
-import { TallyError } from '../core/errors.ts';
 import { encodeTrackedEvent } from '../analytics/event-codec.ts';
 import { eventsTopic } from '../analytics/processor.ts';
-import { TransientError, type HandleResult, type Processor } from '../runtime/processor.ts';
+import { asTransient, TransientError, type HandleResult, type Processor } from '../runtime/processor.ts';
 import { failedReply, requestRef } from '../runtime/request-reply.ts';
 import {
   decodeTransferCommand, encodeReusedIdReply, encodeTransferReply, ledgerGroup, transferFailedTopic, transferRequestedTopic, transferSucceededTopic,
@@ -222,16 +221,3 @@ export function paymentEvent(transfer: Transfer): TrackedEvent {
   };
 }
 
-/**
- * Store and log failures are availability problems, not poison records: retry them without limit.
- * Adapters say so with a retryable TallyError or LogUnavailableError; SQLite's own busy/locked
- * errors (another process holds the write lock past the busy timeout) mean the same.
- */
-function asTransient(error: unknown): unknown {
-  if (error instanceof TransientError) return error;
-  if ((error instanceof TallyError && error.canRetry) || error instanceof LogUnavailableError) return new TransientError(error.message, { cause: error });
-  if (error instanceof Error && /SQLITE_BUSY|SQLITE_LOCKED|database is locked/i.test(`${error.name} ${error.message}`)) {
-    return new TransientError(error.message, { cause: error });
-  }
-  return error;
-}

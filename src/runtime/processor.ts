@@ -1,7 +1,8 @@
 // What a processor is: the unit of extension. The runtime (processor-runtime.ts) polls a bounded
 // batch from the processor's topics, calls `handle`, then commits. Handlers must be idempotent:
 // delivery is at-least-once, and a crash between their write and the commit redelivers.
-import type { ConsumedRecord, LogPartition } from '../core/ports/event-log.ts';
+import { LogUnavailableError, type ConsumedRecord, type LogPartition } from '../core/ports/event-log.ts';
+import { TallyError } from '../core/errors.ts';
 
 export interface DeadLetter {
   readonly record: ConsumedRecord;
@@ -42,4 +43,21 @@ export class TransientError extends Error {
     super(message, options);
     this.name = 'TransientError';
   }
+}
+
+/**
+ * Store and log failures are availability problems, not poison records: processors rethrow them as
+ * TransientError so the runtime retries without limit. Adapters say so with a retryable TallyError
+ * or LogUnavailableError; SQLite's own busy/locked errors (another process holds the write lock
+ * past the busy timeout) and a refused connection mean the same.
+ */
+export function asTransient(error: unknown): unknown {
+  if (error instanceof TransientError) return error;
+  if ((error instanceof TallyError && error.canRetry) || error instanceof LogUnavailableError) {
+    return new TransientError(error.message, { cause: error });
+  }
+  if (error instanceof Error && /SQLITE_BUSY|SQLITE_LOCKED|database is locked|ECONNREFUSED/i.test(`${error.name} ${error.message}`)) {
+    return new TransientError(error.message, { cause: error });
+  }
+  return error;
 }
