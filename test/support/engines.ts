@@ -2,7 +2,20 @@
 // is absent skips with the reason printed; under CI (CI set) an absent engine fails the test,
 // because CI starts every engine (`.ci/run` → scripts/engines.sh) and a skip there would hide a gap.
 import { Socket } from 'node:net';
-import type { TestContext } from 'node:test';
+import { after, type TestContext } from 'node:test';
+
+/**
+ * The engines' client libraries keep sockets and timers of their own. A test file whose tests have
+ * all finished must not keep CI waiting on one that leaked (a run once hung 13 minutes on a timer):
+ * 10 s after the file's last hook, say what is still open and exit with the runner's exit code.
+ * The timer is unref'd, so a file that ends cleanly exits at once and never sees it.
+ */
+after(() => {
+  setTimeout(() => {
+    process.stderr.write(`test process still alive 10 s after its tests ended; open: ${process.getActiveResourcesInfo().join(', ')}\n`);
+    process.exit();
+  }, 10_000).unref();
+});
 
 export interface EngineAddresses {
   /** host:port list of Kafka brokers. */
