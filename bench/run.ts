@@ -13,6 +13,7 @@ import { runUsers } from './scenarios/seed-load-test.ts';
 import { runFreshness } from './scenarios/freshness.ts';
 import { runQueries } from './scenarios/queries.ts';
 import { runReprocessScenario } from './scenarios/reprocess.ts';
+import { runLedger } from './scenarios/ledger.ts';
 import { Datasets } from './datasets.ts';
 
 type Scenario = (context: BenchContext, datasets: Datasets) => Promise<ScenarioReport>;
@@ -25,6 +26,7 @@ const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
   ['freshness', (context) => runFreshness(context)],
   ['query', runQueries],
   ['reprocess', runReprocessScenario],
+  ['ledger', (context) => runLedger(context)],
   // Loaded only when chosen: the embedded scenarios never load the engines' client libraries.
   ['distributed', async (context) => (await import('./scenarios/distributed.ts')).runDistributed(context)],
 ]);
