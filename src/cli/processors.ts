@@ -21,12 +21,16 @@ export interface RunningProcessors {
 export async function startProcessors(services: Services): Promise<RunningProcessors> {
   const { log, logger, metrics } = services;
   await ensureRequestReplyTopics(log, pingResponder.topics, pingPartitions);
-  const processors: Processor[] = [
-    new AnalyticsProcessor({ events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: metrics }),
-    pingResponder.processor({ log }),
+  // Responders answer a caller who is waiting (wait_ms, ping): they take what a poll brings at once.
+  // Analytics lingers for fuller batches (limits.pollLingerMs): nobody waits on one event.
+  const processors: { processor: Processor; pollLingerMs?: number }[] = [
+    { processor: new AnalyticsProcessor({ events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: metrics }) },
+    { processor: pingResponder.processor({ log }), pollLingerMs: 0 },
   ];
-  if (services.ledger) processors.push(new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }));
-  const runtimes = processors.map((processor) => new ProcessorRuntime({ log, processor, logger, observer: metrics }));
+  if (services.ledger) {
+    processors.push({ processor: new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }), pollLingerMs: 0 });
+  }
+  const runtimes = processors.map(({ processor, pollLingerMs }) => new ProcessorRuntime({ log, processor, logger, observer: metrics, ...(pollLingerMs === undefined ? {} : { pollLingerMs }) }));
   for (const runtime of runtimes) runtime.start();
   const pruning = services.ledger ? startIdempotencyPruning(services.ledger, services) : null;
   return {
