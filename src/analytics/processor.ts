@@ -32,6 +32,12 @@ export interface AnalyticsProcessorOptions {
 
 /** Conflicts (a layout switch, another member's apply) are resolved by reloading: bounded. */
 const conflictRetriesMax = 5;
+/**
+ * Log partitions of one batch handled at once. Each runs up to a few dozen Cassandra requests at a
+ * time (the stores' own limits), so 8 keeps a batch to a few hundred in flight on the driver's
+ * connection (2,048 at most per connection).
+ */
+const partitionsInFlightMax = 8;
 
 export class AnalyticsProcessor implements Processor {
   readonly name = 'analytics';
@@ -54,12 +60,36 @@ export class AnalyticsProcessor implements Processor {
     for (const { partition } of partitions) this.#applied.delete(partition);
   }
 
+  /**
+   * Log partitions are independent — each has its own applied offset and cell rows, and its own
+   * merchants (the log is keyed by merchant, which is what putBatch's dedup relies on) — so they are
+   * handled concurrently: a batch's wall time is then its slowest partition's round trips rather
+   * than the sum of every partition's. Measured with 8 partitions (one merchant each) on the shared,
+   * CPU-bound 2-core machine, interleaved runs: 3,700-record batches 0.36–0.50 s one partition after
+   * another, 0.30–0.48 s concurrently; 17,000 records 0.84–1.38 s → 0.78–1.04 s (more is expected
+   * where a round trip costs network time rather than CPU). A failed partition stops new ones from
+   * starting; those under way finish before the failure is reported, so a retry of the batch never
+   * overlaps them (it skips what they applied).
+   */
   async handle(batch: readonly ConsumedRecord[]): Promise<HandleResult> {
-    const deadLetters: DeadLetter[] = [];
-    for (const [partition, records] of groupByPartition(batch)) {
-      deadLetters.push(...(await this.#handlePartition(partition, records)));
-    }
-    return { deadLetters };
+    const groups = [...groupByPartition(batch)];
+    const deadLetters: DeadLetter[][] = new Array(groups.length);
+    let next = 0;
+    const failures: unknown[] = [];
+    const lanes = Array.from({ length: Math.min(partitionsInFlightMax, groups.length) }, async () => {
+      while (next < groups.length && failures.length === 0) {
+        const index = next++;
+        const [partition, records] = groups[index]!;
+        try {
+          deadLetters[index] = await this.#handlePartition(partition, records);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    });
+    await Promise.all(lanes);
+    if (failures.length > 0) throw failures[0];
+    return { deadLetters: deadLetters.flat() };
   }
 
   async #handlePartition(partition: number, records: readonly ConsumedRecord[]): Promise<DeadLetter[]> {

@@ -10,7 +10,8 @@ import { CassandraMerchantStore, merchantStoreSchema } from '../../src/adapters/
 import { runEventStoreContract } from '../contracts/event-store.contract.ts';
 import { runMerchantStoreContract } from '../contracts/merchant-store.contract.ts';
 import { engineAddresses, enginesMissing, uniqueName } from '../support/engines.ts';
-import { makeStoredBatch } from '../support/events.ts';
+import { makeEvent, makeStored, makeStoredBatch } from '../support/events.ts';
+import { partitionForKey } from '../../src/core/partitioner.ts';
 
 interface Closable {
   close(): Promise<void>;
@@ -95,6 +96,30 @@ if (missing) {
         await assert.rejects(fixture.store.scan({ merchantId: 'm_test', fromMs: 0, toMs: 1, limit: 1 }), /closed/);
         const reopened = await fixture.reopen();
         assert.deepEqual(await reopened.putBatch(makeStoredBatch(2)), [true, true]);
+      } finally {
+        await fixture.dispose();
+      }
+    });
+
+    test('id lookups and id rows span several shards per request, and split a crowded shard', async () => {
+      const fixture = await cassandraFixture('t_idgroups', eventStoreSchema, (session) => CassandraEventStore.open({ session }));
+      try {
+        // 130 ids in one of the 1024 shards (more than one read or one id batch carries), and 400
+        // spread over many shards (several shards per request), for two merchants.
+        const crowded: string[] = [];
+        for (let n = 0; crowded.length < 130; n++) if (partitionForKey(`crowd-${n}`, 1024) === 7) crowded.push(`crowd-${n}`);
+        const spread = Array.from({ length: 400 }, (_, index) => `spread-${index}`);
+        const ids = [...crowded, ...spread];
+        const first = ['m_a', 'm_b'].flatMap((merchantId, m) =>
+          ids.map((id, index) => makeStored(makeEvent({ merchantId, id }), { partition: m, offset: index })));
+        assert.ok((await fixture.store.putBatch(first)).every(Boolean), 'all new');
+        // Redelivered copies keep their answer (true); copies at other offsets are duplicates (false).
+        const again = first.map((item, index) => (index % 2 === 0 ? item : makeStored(item.event, { partition: item.source.partition, offset: 10_000 + index })));
+        assert.deepEqual(await fixture.store.putBatch(again), again.map((_, index) => index % 2 === 0));
+        for (const merchantId of ['m_a', 'm_b']) {
+          const page = await fixture.store.scan({ merchantId, fromMs: 0, toMs: Date.UTC(2100, 0, 1), limit: 10_000, after: null });
+          assert.equal(page.events.length, ids.length, `${merchantId}: each id stored once`);
+        }
       } finally {
         await fixture.dispose();
       }
