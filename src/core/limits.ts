@@ -140,6 +140,8 @@ export const limits = {
   transferPollMsMax: 20,
   /** A claimed key whose transfer is not recorded after this was abandoned (its append failed): a retry re-sends it. */
   idempotencyClaimStaleMs: 10_000,
+  /** Embedded ledger: idempotency claims and pending transfers waiting for one group commit (memory, latency of the last one in). */
+  ledgerWriteQueueMax: 10_000,
 
   // Request/reply over the log
   /** The message of a `.failed` reply: a signal for the requester, not a log. */

@@ -62,12 +62,14 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
 function instrument(app: FastifyInstance, services: Services): void {
   const { metrics } = services;
   const started = new WeakMap<object, bigint>();
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     started.set(request, process.hrtime.bigint());
     metrics.httpInFlight.inc();
+    // 'close' fires once whether the response finished or the client went away first; onResponse
+    // runs only for the former, so a hung-up request would stay "in flight" for ever.
+    reply.raw.once('close', () => metrics.httpInFlight.dec());
   });
   app.addHook('onResponse', async (request, reply) => {
-    metrics.httpInFlight.dec();
     const begin = started.get(request);
     const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) };
     metrics.httpRequests.inc(labels);
