@@ -8,10 +8,10 @@ import { randomInteger, seededRandom, type Random } from '../../src/adapters/mem
 import { openDatabase, transaction } from '../../src/adapters/sqlite/database.ts';
 import { SqliteEventStore } from '../../src/adapters/sqlite/event-store.ts';
 import { analyticsGroup, analyticsStream } from '../../src/analytics/processor.ts';
-import { TallyProcesses, processAdminToken, readMetric, sleep, withTimeout, type TallyChild } from '../support/processes.ts';
+import { createMerchant, makeEvent, type MerchantKeys, type SentEvent } from '../support/traffic.ts';
+import { TallyProcesses, readMetric, sleep, withTimeout, type TallyChild } from '../support/processes.ts';
 
 const dayMs = 86_400_000;
-const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 const lagSample = 'tally_processor_lag_records{processor="analytics"}';
 /** The ingest rate limit would turn the concurrent senders' requests into 429s: not what these tests are about. */
 const childEnv = { TALLY_RATE_LIMIT_PER_SECOND: '1000000' };
@@ -28,46 +28,6 @@ function chooseSeed(t: TestContext): number {
   const seed = process.env.CRASH_TEST_SEED ? Number(process.env.CRASH_TEST_SEED) : Date.now() % 2 ** 31;
   t.diagnostic(`seed ${seed} (rerun with CRASH_TEST_SEED=${seed})`);
   return seed;
-}
-
-interface SentEvent {
-  readonly id: string;
-  readonly type: string;
-  readonly timestamp: string;
-  readonly anonymous_id: string;
-  readonly session_id: string;
-  readonly revenue?: { readonly amount: number; readonly currency: 'USD' };
-  readonly context: { readonly page: { readonly url: string }; readonly user_agent: string };
-}
-
-interface MerchantKeys {
-  readonly id: string;
-  readonly writeKey: string;
-  readonly secretKey: string;
-}
-
-async function createMerchant(url: string, name: string): Promise<MerchantKeys> {
-  const response = await fetch(`${url}/v1/admin/merchants`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${processAdminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, currency: 'USD' }),
-  });
-  const body = (await response.json()) as { id: string; write_key: string; secret_key: string };
-  assert.equal(response.status, 201, JSON.stringify(body));
-  return { id: body.id, writeKey: body.write_key, secretKey: body.secret_key };
-}
-
-function makeEvent(random: Random, id: string, nowMs: number, spreadMs: number): SentEvent {
-  const purchase = random() < 0.15;
-  return {
-    id,
-    type: purchase ? 'purchase' : 'pageview',
-    timestamp: new Date(nowMs - Math.floor(random() * spreadMs)).toISOString(),
-    anonymous_id: `anon-${randomInteger(random, 0, 500)}`,
-    session_id: `sess-${randomInteger(random, 0, 1500)}`,
-    ...(purchase ? { revenue: { amount: randomInteger(random, 100, 20_000), currency: 'USD' as const } } : {}),
-    context: { page: { url: `https://shop.example/p/${randomInteger(random, 0, 20)}` }, user_agent: userAgent },
-  };
 }
 
 function postEvents(url: string, writeKey: string, events: readonly SentEvent[]): Promise<Response> {

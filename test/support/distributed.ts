@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { randomInteger, type Random } from '../../src/adapters/memory/prng.ts';
 import { loadConfig, cassandraReplication, type Config } from '../../src/config/config.ts';
 import { KafkaEventLog } from '../../src/adapters/kafka/event-log.ts';
 import { NamespacedEventLog } from '../../src/adapters/kafka/namespace.ts';
@@ -14,12 +13,11 @@ import { CassandraSession } from '../../src/adapters/cassandra/session.ts';
 import { CassandraEventStore } from '../../src/adapters/cassandra/event-store.ts';
 import { analyticsGroup, eventsTopic } from '../../src/analytics/processor.ts';
 import type { EventLog } from '../../src/core/ports/event-log.ts';
-import { processAdminToken, readMetric, sleep, type TallyChild } from './processes.ts';
+import { readMetric, sleep, type TallyChild } from './processes.ts';
 
 export const dayMs = 86_400_000;
 const mainPath = resolve(import.meta.dirname, '../../src/cli/main.ts');
 const repositoryRoot = resolve(import.meta.dirname, '../..');
-const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 /** `tally migrate` on a fresh keyspace creates a dozen tables: seconds, not minutes. */
 const migrateTimeoutMs = 90_000;
 
@@ -124,49 +122,9 @@ export async function storedEventIds(config: Config, merchantId: string, fromMs:
   return ids;
 }
 
-export interface SentEvent {
-  readonly id: string;
-  readonly type: string;
-  readonly timestamp: string;
-  readonly anonymous_id: string;
-  readonly session_id: string;
-  readonly revenue?: { readonly amount: number; readonly currency: 'USD' };
-  readonly context: { readonly page: { readonly url: string }; readonly user_agent: string };
-}
+export { createMerchant, makeEvent, type MerchantKeys, type SentEvent } from './traffic.ts';
+import type { SentEvent } from './traffic.ts';
 
-/** A pageview or (15 %) a purchase with revenue, at a random moment of the `spreadMs` before `nowMs`. */
-export function makeEvent(random: Random, id: string, nowMs: number, spreadMs: number): SentEvent {
-  const purchase = random() < 0.15;
-  return {
-    id,
-    type: purchase ? 'purchase' : 'pageview',
-    timestamp: new Date(nowMs - Math.floor(random() * spreadMs)).toISOString(),
-    anonymous_id: `anon-${randomInteger(random, 0, 500)}`,
-    session_id: `sess-${randomInteger(random, 0, 1500)}`,
-    ...(purchase ? { revenue: { amount: randomInteger(random, 100, 20_000), currency: 'USD' as const } } : {}),
-    context: { page: { url: `https://shop.example/p/${randomInteger(random, 0, 20)}` }, user_agent: userAgent },
-  };
-}
-
-export interface MerchantKeys {
-  readonly id: string;
-  readonly writeKey: string;
-  readonly secretKey: string;
-}
-
-export async function createMerchant(url: string, name: string): Promise<MerchantKeys> {
-  const response = await fetch(`${url}/v1/admin/merchants`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${processAdminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, currency: 'USD' }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const body = (await response.json()) as { id: string; write_key: string; secret_key: string };
-  assert.equal(response.status, 201, JSON.stringify(body));
-  return { id: body.id, writeKey: body.write_key, secretKey: body.secret_key };
-}
-
-/** One answered (or unanswered: status null) POST /v1/events. Times are performance.now() ms. */
 export interface Attempt {
   readonly sentMs: number;
   readonly answeredMs: number;
