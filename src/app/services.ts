@@ -19,8 +19,8 @@ export interface Services {
   readonly events: EventStore;
   readonly rollups: RollupStore;
   readonly merchants: MerchantStore;
-  /** Accounts, transfers and entries of the payments job; null where no adapter exists yet (distributed). */
-  readonly ledger: LedgerStore | null;
+  /** Accounts, transfers and entries of the payments job. */
+  readonly ledger: LedgerStore;
   readonly geo: GeoLookup;
   readonly rules: AnalyticsRules;
   readonly metrics: TallyMetrics;

@@ -11,6 +11,7 @@ import { ensureVisitorSaltSecret, installationSchema, readVisitorSaltSecret } fr
 import { CassandraEventStore, eventStoreSchema } from '../adapters/cassandra/event-store.ts';
 import { CassandraMerchantStore, merchantStoreSchema } from '../adapters/cassandra/merchant-store.ts';
 import { CassandraRollupStore, rollupStoreSchema } from '../adapters/cassandra/rollup-store.ts';
+import { CassandraLedgerStore, ledgerStoreSchema } from '../adapters/cassandra/ledger-store.ts';
 import { KafkaEventLog } from '../adapters/kafka/event-log.ts';
 import { NamespacedEventLog } from '../adapters/kafka/namespace.ts';
 import type { EventLog } from '../core/ports/event-log.ts';
@@ -28,7 +29,7 @@ import { createLogger, paymentsTopics, processorLagSources } from './compose.ts'
 import { pingPartitions, pingResponder } from '../ping/responder.ts';
 
 /** Every schema component, in the order `tally migrate` applies them. */
-export const cassandraSchemas: readonly SchemaComponent[] = [installationSchema, merchantStoreSchema, eventStoreSchema, rollupStoreSchema];
+export const cassandraSchemas: readonly SchemaComponent[] = [installationSchema, merchantStoreSchema, eventStoreSchema, rollupStoreSchema, ledgerStoreSchema];
 
 /** Partitions of a dead-letter topic: poison records are rare and need no parallelism. */
 const deadLetterPartitions = 1;
@@ -66,7 +67,6 @@ export async function migrateDistributed(config: Config): Promise<MigrationRepor
   const log = openLog(config);
   const session = await CassandraSession.connect(sessionOptions(config));
   try {
-    // The payments topics are created already, though the ledger has no Cassandra adapter yet.
     const topics = [
       { name: eventsTopic, partitions: config.eventsPartitions },
       { name: deadLetterTopic(eventsTopic), partitions: deadLetterPartitions },
@@ -110,16 +110,16 @@ export async function openDistributed(config: Config, options: DeploymentOptions
     const events = await CassandraEventStore.open({ session });
     const rollups = await CassandraRollupStore.open({ session, logicVersion: rules.logicVersion });
     const merchants = await CassandraMerchantStore.open({ session });
+    const ledger = await CassandraLedgerStore.open({ session });
     const queryCache = config.queryCacheMb === 0
       ? null
       : config.redisUrl
         ? await RedisCache.open({ url: config.redisUrl, logger })
         : new MemoryCache({ entriesMax: limits.queryCacheEntriesMax, bytesMax: config.queryCacheMb * 1024 * 1024 });
     if (queryCache) opened.unshift(queryCache);
-    const metrics = new TallyMetrics({ log, lagSources: processorLagSources(false), processMetrics: options.processMetrics ?? true });
+    const metrics = new TallyMetrics({ log, lagSources: processorLagSources(), processMetrics: options.processMetrics ?? true });
     const services: Services = {
-      // No Cassandra ledger yet: the payments routes refuse with a clear message, no ledger processor runs.
-      config, logger, log, events, rollups, merchants, ledger: null, rules, metrics, queryCache,
+      config, logger, log, events, rollups, merchants, ledger, rules, metrics, queryCache,
       geo: openGeoLookup(config.geoipDatabase),
       saltSecret: await readVisitorSaltSecret(session),
       adminTokenHash: config.adminToken ? hashKey(config.adminToken) : null,
@@ -131,7 +131,7 @@ export async function openDistributed(config: Config, options: DeploymentOptions
       generatedAdminToken: null,
       prunableLog: null,
       async close() {
-        await Promise.allSettled([events.close(), rollups.close(), merchants.close()]);
+        await Promise.allSettled([events.close(), rollups.close(), merchants.close(), ledger.close()]);
         for (const item of opened) await item.close().catch(() => {});
       },
     };

@@ -83,7 +83,7 @@ export async function openEmbedded(config: Config, options: DeploymentOptions = 
   const rollups = SqliteRollupStore.create({ db: storeDb, logicVersion: rules.logicVersion });
   const merchants = SqliteMerchantStore.create({ db: storeDb });
   const ledger = SqliteLedgerStore.create({ db: storeDb });
-  const metrics = new TallyMetrics({ log, lagSources: processorLagSources(true), processMetrics: options.processMetrics ?? true });
+  const metrics = new TallyMetrics({ log, lagSources: processorLagSources(), processMetrics: options.processMetrics ?? true });
   const services: Services = {
     config, logger, log, events, rollups, merchants, ledger, rules, metrics,
     geo: openGeoLookup(config.geoipDatabase),
@@ -108,12 +108,12 @@ export async function openEmbedded(config: Config, options: DeploymentOptions = 
 /** The payments job's topics, named by the request/reply convention (docs/request-reply.md). */
 export const paymentsTopics = { requested: transferRequestedTopic, succeeded: transferSucceededTopic, failed: transferFailedTopic } as const;
 
-/** The consumer groups whose lag /metrics reports; the ledger's only where a ledger store exists. */
-export function processorLagSources(withLedger: boolean): LagSource[] {
+/** The consumer groups whose lag /metrics reports. */
+export function processorLagSources(): LagSource[] {
   return [
     { processor: 'analytics', group: analyticsGroup, topics: [eventsTopic] },
     { processor: 'ping responder', group: pingResponder.group, topics: [pingResponder.topics.requested] },
-    ...(withLedger ? [{ processor: 'ledger', group: ledgerGroup, topics: [transferRequestedTopic] }] : []),
+    { processor: 'ledger', group: ledgerGroup, topics: [transferRequestedTopic] },
   ];
 }
 

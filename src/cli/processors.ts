@@ -1,6 +1,6 @@
 // Everything the processor role runs, each processor on its own ProcessorRuntime (its own consumer
 // group, so a slow ledger never holds back analytics): the analytics processor, the ledger
-// processor and the pruning of old idempotency keys (where a ledger exists), and the built-in ping
+// processor and the pruning of old idempotency keys, and the built-in ping
 // responder. Used inline by `tally processor` and by the worker thread of `tally start`.
 import type { Services } from '../app/services.ts';
 import { AnalyticsProcessor } from '../analytics/processor.ts';
@@ -26,16 +26,14 @@ export async function startProcessors(services: Services): Promise<RunningProces
   const processors: { processor: Processor; pollLingerMs?: number }[] = [
     { processor: new AnalyticsProcessor({ events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: metrics }) },
     { processor: pingResponder.processor({ log }), pollLingerMs: 0 },
+    { processor: new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }), pollLingerMs: 0 },
   ];
-  if (services.ledger) {
-    processors.push({ processor: new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }), pollLingerMs: 0 });
-  }
   const runtimes = processors.map(({ processor, pollLingerMs }) => new ProcessorRuntime({ log, processor, logger, observer: metrics, ...(pollLingerMs === undefined ? {} : { pollLingerMs }) }));
   for (const runtime of runtimes) runtime.start();
-  const pruning = services.ledger ? startIdempotencyPruning(services.ledger, services) : null;
+  const pruning = startIdempotencyPruning(services.ledger, services);
   return {
     async stop() {
-      const results = await Promise.allSettled([...runtimes.map((runtime) => runtime.stop()), pruning?.stop()]);
+      const results = await Promise.allSettled([...runtimes.map((runtime) => runtime.stop()), pruning.stop()]);
       const failed = results.find((result) => result.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
     },

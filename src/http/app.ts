@@ -37,7 +37,7 @@ export async function buildApp({ services, roles }: AppOptions): Promise<Fastify
   app.get('/readyz', async (_request, reply) => {
     const components: [string, { ping(): Promise<void> }][] = [
       ['log', services.log], ['events', services.events], ['rollups', services.rollups], ['merchants', services.merchants],
-      ...(services.ledger ? [['ledger', services.ledger] as [string, { ping(): Promise<void> }]] : []),
+      ['ledger', services.ledger],
     ];
     const checks = await Promise.allSettled(components.map(([, component]) => component.ping()));
     const failed = checks.flatMap((check, index) => (check.status === 'rejected' ? [components[index]![0]] : []));

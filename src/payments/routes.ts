@@ -27,10 +27,6 @@ const bodyOptions = { bodyLimit: limits.paymentsBodyBytesMax };
 
 export async function paymentsRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const ledger = services.ledger;
-  if (!ledger) {
-    refusePayments(app);
-    return;
-  }
   const keys = new KeyResolver(services.merchants);
   const limiter = new RateLimiter(services.config.rateLimitPerSecond, services.now);
   const authorize = async (request: FastifyRequest): Promise<Merchant> => {
@@ -67,17 +63,6 @@ export async function paymentsRoutes(app: FastifyInstance, services: Services): 
     if (!transfer) throw new TallyError('transfer_not_found', `no transfer ${request.params.id}`);
     return transferView(transfer);
   });
-}
-
-/**
- * The distributed deployment has no ledger store yet: every payments route says so plainly
- * (404 not_found with the reason) instead of a bare "no route", and nothing is accepted.
- */
-function refusePayments(app: FastifyInstance): void {
-  const refuse = async (): Promise<never> => {
-    throw new TallyError('not_found', 'payments are not available on the distributed deployment yet; they run on the embedded deployment');
-  };
-  for (const url of ['/v1/accounts', '/v1/accounts/*', '/v1/transfers', '/v1/transfers/*']) app.all(url, refuse);
 }
 
 async function accountOf(ledger: LedgerStore, merchantId: string, accountId: string): Promise<Account> {

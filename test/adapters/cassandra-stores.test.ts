@@ -4,58 +4,14 @@
 // store refuses calls while the shared session stays open.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CassandraSession, type SchemaComponent } from '../../src/adapters/cassandra/session.ts';
 import { CassandraEventStore, eventStoreSchema } from '../../src/adapters/cassandra/event-store.ts';
 import { CassandraMerchantStore, merchantStoreSchema } from '../../src/adapters/cassandra/merchant-store.ts';
 import { runEventStoreContract } from '../contracts/event-store.contract.ts';
 import { runMerchantStoreContract } from '../contracts/merchant-store.contract.ts';
-import { engineAddresses, enginesMissing, uniqueName } from '../support/engines.ts';
+import { enginesMissing } from '../support/engines.ts';
+import { cassandraFixture, connectTestSession as connect } from '../support/cassandra.ts';
 import { makeEvent, makeStored, makeStoredBatch } from '../support/events.ts';
 import { partitionForKey } from '../../src/core/partitioner.ts';
-
-interface Closable {
-  close(): Promise<void>;
-}
-
-async function connect(keyspacePrefix: string): Promise<CassandraSession> {
-  const addresses = engineAddresses();
-  return CassandraSession.connect({
-    contactPoints: addresses.cassandraContactPoints,
-    localDataCenter: addresses.cassandraDc,
-    keyspace: uniqueName(keyspacePrefix),
-    replication: { [addresses.cassandraDc]: 1 },
-  });
-}
-
-/** A fresh, migrated keyspace per fixture; reopen opens a new store on it with the same session. */
-async function cassandraFixture<T extends Closable>(
-  keyspacePrefix: string,
-  schema: SchemaComponent,
-  open: (session: CassandraSession) => Promise<T>,
-): Promise<{ store: T; reopen: () => Promise<T>; dispose(): Promise<void> }> {
-  const session = await connect(keyspacePrefix);
-  try {
-    await session.createKeyspace();
-    await session.migrate(schema);
-    let current = await open(session);
-    return {
-      store: current,
-      async reopen() {
-        await current.close();
-        current = await open(session);
-        return current;
-      },
-      async dispose() {
-        await current.close();
-        await session.dropKeyspace();
-        await session.close();
-      },
-    };
-  } catch (error) {
-    await session.dropKeyspace().finally(() => session.close());
-    throw error;
-  }
-}
 
 const missing = await enginesMissing('cassandra');
 

@@ -423,19 +423,6 @@ describe('payments API (embedded)', () => {
       await tally.stopProcessor();
     }
   });
-
-  test('without a ledger store (distributed, for now) the payments routes say so', async () => {
-    const app = await buildApp({ services: { ...tally.embedded.services, ledger: null }, roles: ['query'] });
-    try {
-      for (const [method, url] of [['POST', '/v1/accounts'], ['GET', '/v1/accounts/acct_x'], ['POST', '/v1/transfers'], ['GET', '/v1/transfers/tr_x']] as const) {
-        const response = await app.inject({ method, url, headers: { authorization: `Bearer ${shop.secretKey}` } });
-        const error = assertError(response, 404, 'not_found');
-        assert.match(String(error.message), /payments are not available on the distributed deployment/);
-      }
-    } finally {
-      await app.close();
-    }
-  });
 });
 
 /** The log's methods bound to it, so one of them can be replaced in a copy. */

@@ -77,7 +77,7 @@ import { RollupConflictError } from '../../core/ports/rollup-store.ts';
 import type { ApplyBatch, Cell, CellRangeRequest, ReprocessJob, RollupLayout, RollupStore } from '../../core/ports/rollup-store.ts';
 import type { CassandraSession } from './session.ts';
 import { CellRows, combineCells, type WriteHook } from './rollups/cells.ts';
-import { requestsInFlightMax, stillContended } from './rollups/cql.ts';
+import { requestsInFlightMax, stillContended } from './cql.ts';
 import { encodeIntent, IntentRows } from './rollups/intents.ts';
 import { composeJob, initialProgress, JobRows, type JobProgress, type PendingStep } from './rollups/jobs.ts';
 import { buildingEntry, findJob, LayoutRow, toRollupLayout, withJob, type JobEntry, type LayoutState } from './rollups/layout.ts';

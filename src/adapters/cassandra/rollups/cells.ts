@@ -6,7 +6,7 @@ import { time } from '../../../core/limits.ts';
 import { mergeCellValues } from '../../../core/ports/rollup-store-rules.ts';
 import type { Cell, CellKey, CellRangeRequest, CellValue, Granularity, SketchName } from '../../../core/ports/rollup-store.ts';
 import type { BatchStatement, CassandraSession, Row } from '../session.ts';
-import { bigintOf, bufferOf, longOf, readAll, requestsInFlightMax } from './cql.ts';
+import { bigintOf, bufferOf, longOf, readAll, requestsInFlightMax } from '../cql.ts';
 
 const granularityMs: Readonly<Record<Granularity, number>> = { minute: time.minuteMs, hour: time.hourMs, day: time.dayMs };
 /** Values per `value IN ?` list when reading a write's current rows. */

@@ -4,7 +4,7 @@
 // a cell to encode (a 11,000-cell batch: 240 ms) and a third more bytes.
 import type { Cell, Granularity } from '../../../core/ports/rollup-store.ts';
 import type { CassandraSession } from '../session.ts';
-import { requestsInFlightMax } from './cql.ts';
+import { requestsInFlightMax } from '../cql.ts';
 
 /** Soft bound of one chunk's bytes (a cell started below it is finished; far below Cassandra's mutation bound). */
 const chunkBytesMax = 512 * 1024;

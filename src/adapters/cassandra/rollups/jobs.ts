@@ -3,7 +3,7 @@
 // Written only by lightweight transactions. The job's identity and state live in the layout row.
 import type { ReprocessJob } from '../../../core/ports/rollup-store.ts';
 import type { CassandraSession, Row } from '../session.ts';
-import { conditionalWrite, longOf, optionalLongOf, readSerial } from './cql.ts';
+import { conditionalWrite, longOf, optionalLongOf, readSerial } from '../cql.ts';
 import type { JobEntry } from './layout.ts';
 
 export interface StepProgress {

@@ -7,7 +7,7 @@ import type {
   BuildingGeneration, GenerationInfo, LayoutOverlay, ReprocessState, RollupLayout,
 } from '../../../core/ports/rollup-store.ts';
 import type { CassandraSession, Row } from '../session.ts';
-import { conditionalWrite, longOf, readSerial } from './cql.ts';
+import { conditionalWrite, longOf, readSerial } from '../cql.ts';
 
 /** A job as the layout knows it; its progress is in the job's own row (jobs.ts). */
 export interface JobEntry {

@@ -3,7 +3,7 @@
 // offsets as dataVersion reads them. The protocol that uses these is in ../rollup-store.ts.
 import { createHash } from 'node:crypto';
 import type { CassandraSession } from '../session.ts';
-import { conditionalWrite, longOf, readAll, readSerial } from './cql.ts';
+import { conditionalWrite, longOf, readAll, readSerial } from '../cql.ts';
 
 /** A claimed batch: its intent id, the offset it applies through, and its intent's chunk count. */
 export interface PendingBatch {

@@ -1,9 +1,9 @@
-// Small CQL helpers shared by the rollup store's tables: lightweight transactions whose timeout is
+// Small CQL helpers shared by the Cassandra stores: lightweight transactions whose timeout is
 // an answer to resolve (never a reason to resend), linearizable read-backs, paged reads and the
 // conversions of the driver's number types.
 import type cassandra from 'cassandra-driver';
-import { TallyError } from '../../../core/errors.ts';
-import { isUncertainWrite, type CassandraSession, type Params, type Row } from '../session.ts';
+import { TallyError } from '../../core/errors.ts';
+import { isUncertainWrite, type CassandraSession, type Params, type Row } from './session.ts';
 
 /** Rows per page of a read that may be long (cells of a partition, spans, offsets). */
 export const rowsPageSize = 5000;
@@ -63,6 +63,6 @@ export function bufferOf(bytes: Uint8Array): Buffer {
 }
 
 /** A loop that should settle in a few rounds did not: the rows keep changing under it. */
-export function stillContended(what: string): TallyError {
-  return new TallyError('store_unavailable', `rollup store: ${what} kept changing under concurrent writers; retry`);
+export function stillContended(what: string, store = 'rollup store'): TallyError {
+  return new TallyError('store_unavailable', `${store}: ${what} kept changing under concurrent writers; retry`);
 }
