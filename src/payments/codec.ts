@@ -5,11 +5,13 @@
 // reader). The processor must not trust a record blindly (another producer, an old version, a
 // corrupted record): a command that does not decode is answered with `invalid_format`, never retried.
 import { transferAmountMax, type Transfer, type TransferCommand, type TransferFailureCode, type TransferStatus } from '../core/payments/ledger.ts';
-import type { RequestRef } from '../runtime/request-reply.ts';
+import { failedReplyBody, parseCommandJson, requestReplyTopics, succeededReplyBody, type RequestRef } from '../runtime/request-reply.ts';
 
-export const transferRequestedTopic = 'payments.transfer.requested';
-export const transferSucceededTopic = 'payments.transfer.succeeded';
-export const transferFailedTopic = 'payments.transfer.failed';
+/** `payments.transfer.requested | succeeded | failed`, named by the convention's own function. */
+export const transferTopics = requestReplyTopics('payments', 'transfer');
+export const transferRequestedTopic = transferTopics.requested;
+export const transferSucceededTopic = transferTopics.succeeded;
+export const transferFailedTopic = transferTopics.failed;
 export const ledgerGroup = 'ledger';
 
 /** The `.failed` code of a command whose transfer id is taken by another payload: refused, nothing stored. */
@@ -68,18 +70,19 @@ const failureMessages: Readonly<Record<TransferFailureCode, string>> = {
 
 /**
  * A decided transfer's reply: `.succeeded` `{ request, result: { transfer } }`, or `.failed`
- * `{ request, error: { code: failure_code, message }, transfer }`.
+ * `{ request, error: { code: failure_code, message }, transfer }` — the convention's bodies
+ * (request-reply.ts), the failed one with the decided transfer beside the error.
  */
 export function encodeTransferReply(request: RequestRef, transfer: Transfer): string {
-  if (transfer.status === 'succeeded') return JSON.stringify({ request, result: { transfer: transferJson(transfer) } });
+  if (transfer.status === 'succeeded') return JSON.stringify(succeededReplyBody(request, { transfer: transferJson(transfer) }));
   if (transfer.status !== 'failed' || transfer.failureCode === null) throw new Error(`transfer ${transfer.id} is not decided: it has no reply yet`);
-  return JSON.stringify({ request, error: { code: transfer.failureCode, message: failureMessages[transfer.failureCode] }, transfer: transferJson(transfer) });
+  return JSON.stringify({ ...failedReplyBody(request, transfer.failureCode, failureMessages[transfer.failureCode]), transfer: transferJson(transfer) });
 }
 
-/** The `.failed` reply to a command that reused a known transfer id with another payload. */
+/** The `.failed` reply to a command that reused a known transfer id with another payload: `{ request, error }`. */
 export function encodeReusedIdReply(request: RequestRef, command: TransferCommand): string {
   const message = `transfer ${command.id} already exists with another payload; this command was not applied`;
-  return JSON.stringify({ request, error: { code: transferIdReusedCode, message } });
+  return JSON.stringify(failedReplyBody(request, transferIdReusedCode, message));
 }
 
 type Json = Record<string, unknown>;
@@ -90,7 +93,7 @@ const isNonEmptyString = (value: unknown): value is string => typeof value === '
 const amountPattern = /^[1-9][0-9]*$/;
 const currencyPattern = /^[A-Z]{3}$/;
 
-/** The record's JSON object, or why it is none. */
+/** A reply's JSON object, or why it is none. */
 function parseObject(value: string): Json | string {
   let parsed: unknown;
   try {
@@ -101,10 +104,14 @@ function parseObject(value: string): Json | string {
   return isObject(parsed) ? parsed : 'record is not a JSON object';
 }
 
-/** The command, or a message saying why the record is not one. */
+/**
+ * The command, or a message saying why the record is not one (the invalid_format reply's message;
+ * a record that is not JSON gets the same message as from any responder).
+ */
 export function decodeTransferCommand(value: string): TransferCommand | string {
-  const parsed = parseObject(value);
-  return typeof parsed === 'string' ? parsed : decodeCommandFields(parsed);
+  const parsed = parseCommandJson(value);
+  if (!parsed.ok) return parsed.message;
+  return isObject(parsed.json) ? decodeCommandFields(parsed.json) : 'the command is not a JSON object';
 }
 
 function decodeCommandFields(json: Json): TransferCommand | string {

@@ -6,7 +6,9 @@
 //   2. records at or below it were decided before: their stored outcome is answered again, so a
 //      crash between the settle and the replies loses no reply (replies are at-least-once:
 //      listeners deduplicate by the request's position; analytics by the event id `payment:<transfer id>`);
-//   3. a record that is no command is answered with `invalid_format` and committed past.
+//   3. a record that is no command is answered with `invalid_format` and committed past;
+//   4. a command that keeps failing (not transiently) is answered `handler_failed` on its last
+//      attempt and dead-lettered, as every responder's is; its transfer stays pending in the store.
 // Replies are appended before handle() returns: the runtime commits only once they are durable.
 import { type AppendRecord, type ConsumedRecord, type EventLog, type LogPartition } from '../core/ports/event-log.ts';
 import { LedgerConflictError, type LedgerStore } from '../core/ports/ledger-store.ts';
@@ -14,8 +16,9 @@ import { samePayload, type Decision, type Transfer, type TransferCommand } from 
 import { emptyVisit, type TrackedEvent } from '../core/event.ts';
 import { encodeTrackedEvent } from '../analytics/event-codec.ts';
 import { eventsTopic } from '../analytics/processor.ts';
-import { asTransient, TransientError, type HandleResult, type Processor } from '../runtime/processor.ts';
-import { failedReply, requestRef } from '../runtime/request-reply.ts';
+import { limits } from '../core/limits.ts';
+import { asTransient, TransientError, type HandleContext, type HandleResult, type Processor } from '../runtime/processor.ts';
+import { failedReply, handlerFailedCode, invalidFormatCode, requestRef } from '../runtime/request-reply.ts';
 import {
   decodeTransferCommand, encodeReusedIdReply, encodeTransferReply, ledgerGroup, transferFailedTopic, transferRequestedTopic, transferSucceededTopic,
 } from './codec.ts';
@@ -45,6 +48,11 @@ export interface LedgerProcessorOptions {
   readonly observer?: LedgerObserver;
   /** The settle time stamped on decided transfers (tests pin it). */
   readonly now?: () => number;
+  /**
+   * The attempt at which a single command that still fails is answered `.failed` handler_failed and
+   * dead-lettered; keep it at (or below) the runtime's retryAttemptsMax, as for a responder.
+   */
+  readonly attemptsMax?: number;
 }
 
 /** Conflicts (another member settled the same offsets) are resolved by reloading: bounded. */
@@ -78,7 +86,23 @@ export class LedgerProcessor implements Processor {
     for (const { partition } of partitions) this.#settled.delete(partition);
   }
 
-  async handle(batch: readonly ConsumedRecord[]): Promise<HandleResult> {
+  async handle(batch: readonly ConsumedRecord[], context: HandleContext): Promise<HandleResult> {
+    try {
+      return await this.#handleBatch(batch);
+    } catch (error) {
+      // The runtime isolates a failing batch down to single commands; on a single command's last
+      // attempt the convention answers it and sets it aside. Transient failures never run out.
+      const lastAttempt = context.attempt >= (this.#options.attemptsMax ?? limits.retryAttemptsMax);
+      if (error instanceof TransientError || batch.length !== 1 || !lastAttempt) throw error;
+      const record = batch[0]!;
+      const message = error instanceof Error ? error.message : String(error);
+      const reply = failedReply(record, handlerFailedCode, message);
+      await this.#append([{ topic: transferFailedTopic, ...reply }]);
+      return { deadLetters: [{ record, code: handlerFailedCode, message }] };
+    }
+  }
+
+  async #handleBatch(batch: readonly ConsumedRecord[]): Promise<HandleResult> {
     const counts: Counter = { succeeded: 0, failed: 0, replayed: 0, rejected: 0, malformed: 0 };
     const replies: Reply[] = [];
     for (const [partition, records] of Map.groupBy(batch, (record) => record.partition)) {
@@ -121,7 +145,7 @@ export class LedgerProcessor implements Processor {
     for (const { record, command } of decoded) {
       if (typeof command === 'string') {
         counts.malformed++;
-        replies.push({ topic: transferFailedTopic, ...failedReply(record, 'invalid_format', command) });
+        replies.push({ topic: transferFailedTopic, ...failedReply(record, invalidFormatCode, command) });
       } else if (record.offset > settled) {
         replies.push(...repliesTo(record, decisions[nextDecision++]!, counts));
       } else {

@@ -4,6 +4,8 @@
 // Malformed commands are answered on `.failed` (invalid_format) and committed, never retried;
 // handlers that keep failing are answered on `.failed` (handler_failed) and dead-lettered.
 // Delivery is at-least-once, so a reply can repeat: requesters match replies on `request`.
+// Every reply, from a Responder or from a processor of its own (the ledger), starts from
+// failedReplyBody or succeededReplyBody, so `request` and `error` have one shape everywhere.
 import type { AppendRecord, ConsumedRecord, EventLog, LogPosition } from '../core/ports/event-log.ts';
 import { limits } from '../core/limits.ts';
 import { TransientError, type DeadLetter, type HandleContext, type HandleResult, type Processor } from './processor.ts';
@@ -23,6 +25,14 @@ export function requestReplyTopics(prefix: string, name: string): RequestReplyTo
   }
   const base = `${prefix}.${name}`;
   return { requested: `${base}.requested`, succeeded: `${base}.succeeded`, failed: `${base}.failed` };
+}
+
+/**
+ * True for an outcome topic of the convention (`….succeeded`, `….failed`). Replies are signals to
+ * whoever waits right now, so log retention may drop them by age when no group consumes them.
+ */
+export function isReplyTopic(topic: string): boolean {
+  return topic.endsWith('.succeeded') || topic.endsWith('.failed');
 }
 
 /** Creates the three topics with one partition count (replies keep their request's key). */
@@ -47,19 +57,48 @@ export interface FailedReply {
   readonly error: { readonly code: string; readonly message: string };
 }
 
+/** The command is not JSON, or its decoder refused it: answered at once, committed past, never retried. */
+export const invalidFormatCode = 'invalid_format';
+/** The handler kept failing (not transiently) up to the last attempt: answered and dead-lettered. */
+export const handlerFailedCode = 'handler_failed';
+
+/** The message of an invalid_format reply to a record that is not JSON (the same from every responder). */
+const notJsonMessage = 'the command is not JSON';
+
+/** A command's parsed JSON, or the invalid_format message for a record that is not JSON. */
+export function parseCommandJson(value: string): { readonly ok: true; readonly json: unknown } | { readonly ok: false; readonly message: string } {
+  try {
+    return { ok: true, json: JSON.parse(value) as unknown };
+  } catch {
+    return { ok: false, message: notJsonMessage };
+  }
+}
+
 export function requestRef(record: ConsumedRecord): RequestRef {
   return { partition: record.partition, offset: record.offset, key: record.key };
 }
 
-/** The `.failed` record for a command; the message is bounded (a reply is a signal, not a log). */
+/**
+ * The body of a `.failed` reply. Processors that add fields of their own (the ledger adds the
+ * decided `transfer`) start from it, so `request` and `error` look the same in every reply.
+ * The message is bounded: a reply is a signal, not a log.
+ */
+export function failedReplyBody(request: RequestRef, code: string, message: string): FailedReply {
+  return { request, error: { code, message: message.slice(0, limits.replyErrorMessageCharsMax) } };
+}
+
+/** The body of a `.succeeded` reply: the handler's output under `result`. */
+export function succeededReplyBody<Output>(request: RequestRef, result: Output): SucceededReply<Output> {
+  return { request, result };
+}
+
+/** The `.failed` record for a command, keyed like it. */
 export function failedReply(record: ConsumedRecord, code: string, message: string): AppendRecord {
-  const reply: FailedReply = { request: requestRef(record), error: { code, message: message.slice(0, limits.replyErrorMessageCharsMax) } };
-  return { key: record.key, value: JSON.stringify(reply) };
+  return { key: record.key, value: JSON.stringify(failedReplyBody(requestRef(record), code, message)) };
 }
 
 export function succeededReply<Output>(record: ConsumedRecord, result: Output): AppendRecord {
-  const reply: SucceededReply<Output> = { request: requestRef(record), result };
-  return { key: record.key, value: JSON.stringify(reply) };
+  return { key: record.key, value: JSON.stringify(succeededReplyBody(requestRef(record), result)) };
 }
 
 export type Decoded<Input> = { readonly ok: true; readonly input: Input } | { readonly ok: false; readonly message: string };
@@ -138,7 +177,7 @@ class ResponderProcessor<Input, Output> implements Processor {
   async #answer(record: ConsumedRecord, signal: AbortSignal, lastAttempt: boolean): Promise<Answer> {
     try {
       const decoded = this.#decode(record.value);
-      if (!decoded.ok) return { reply: failedReply(record, 'invalid_format', decoded.message), failed: true, deadLetter: null };
+      if (!decoded.ok) return { reply: failedReply(record, invalidFormatCode, decoded.message), failed: true, deadLetter: null };
       const result = await this.#definition.handle(decoded.input, { signal, request: requestRef(record) });
       return { reply: succeededReply(record, result), failed: false, deadLetter: null };
     } catch (error) {
@@ -146,18 +185,13 @@ class ResponderProcessor<Input, Output> implements Processor {
       // with backoff until the last attempt, where the command is answered and set aside.
       if (error instanceof TransientError || !lastAttempt) throw error;
       const message = error instanceof Error ? error.message : String(error);
-      return { reply: failedReply(record, 'handler_failed', message), failed: true, deadLetter: { record, code: 'handler_failed', message } };
+      return { reply: failedReply(record, handlerFailedCode, message), failed: true, deadLetter: { record, code: handlerFailedCode, message } };
     }
   }
 
   #decode(value: string): Decoded<Input> {
-    let json: unknown;
-    try {
-      json = JSON.parse(value);
-    } catch {
-      return { ok: false, message: 'the command is not JSON' };
-    }
-    return this.#definition.decode(json);
+    const parsed = parseCommandJson(value);
+    return parsed.ok ? this.#definition.decode(parsed.json) : parsed;
   }
 }
 
@@ -173,6 +207,11 @@ const replyPollWaitMsMax = 200;
  * command's position (partition and offset), not its key. The group commits what it read, so the
  * next request through it starts past earlier replies. Null when no reply came in time (is a
  * responder running?). `tally ping` is built on it.
+ *
+ * Log retention cannot take the awaited reply away: the reply is appended after the command, at
+ * most `timeoutMs` before it is read, while the embedded log drops replies no group consumes only
+ * once they are older than the retention (an hour at the least, 24 h by default); and once this
+ * group has joined, the topic is consumed and keeps what the group has not committed past.
  */
 export async function requestOnce(log: EventLog, topics: RequestReplyTopics, command: AppendRecord, options: { readonly group: string; readonly timeoutMs: number }): Promise<Reply | null> {
   const [position] = await log.append(topics.requested, [command]);

@@ -270,6 +270,31 @@ describe('sqlite event log: prune', () => {
     await assert.rejects(log.prune({ olderThanMs: -1 }), RangeError);
     await log.close();
   });
+
+  test('prune drops old records of an unconsumed topic expireUnconsumed names by age alone; others it does not name stay whole', async () => {
+    const log = openLog(freshPath());
+    for (const topic of ['replies', 'replies.dlq', 'commands', 'consumed']) await log.ensureTopic(topic, 2);
+    const records = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => ({ key: `k${index}`, value: `${prefix}${index}` }));
+    for (const topic of ['replies', 'replies.dlq', 'commands', 'consumed']) await log.append(topic, records('old', 8));
+    await sleep(400);
+    await log.append('replies', records('new', 4));
+    const reader = log.consumer({ group: 'reader', topics: ['consumed'] });
+    await pollCount(reader, 8);
+    await reader.commit([...(await log.endOffsets('consumed'))].map(([partition]) => ({ topic: 'consumed', partition, offset: 0 })));
+    const named = new Set(['replies', 'consumed']);
+    const expireUnconsumed = (topic: string): boolean => named.has(topic);
+    assert.deepEqual(await log.prune({ olderThanMs: 200, expireUnconsumed }), { recordsDeleted: 8 }, 'the 8 old replies; `consumed` has a group at offset 0');
+    assert.deepEqual(await log.prune({ olderThanMs: 200 }), { recordsDeleted: 0 }, 'without expireUnconsumed unconsumed topics keep everything');
+    const latecomer = log.consumer({ group: 'latecomer', topics: ['replies', 'replies.dlq', 'commands', 'consumed'] });
+    const left = await pollCount(latecomer, 4 + 8 + 8 + 8);
+    const valuesOf = (topic: string): string[] => left.filter((record) => record.topic === topic).map((record) => record.value).sort();
+    assert.deepEqual(valuesOf('replies'), ['new0', 'new1', 'new2', 'new3'], 'recent replies stay');
+    assert.equal(valuesOf('replies.dlq').length, 8, 'an unconsumed topic it does not name stays whole');
+    assert.equal(valuesOf('commands').length, 8);
+    assert.equal(valuesOf('consumed').length, 8, 'a consumed topic keeps what its group has not committed past');
+    assert.deepEqual([...(await log.endOffsets('replies')).values()].reduce((sum, end) => sum + end, 0), 12, 'offsets are never reused');
+    await log.close();
+  });
 });
 
 describe('sqlite database helper', () => {

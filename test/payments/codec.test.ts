@@ -4,7 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { transferAmountMax, type Transfer, type TransferCommand } from '../../src/core/payments/ledger.ts';
-import { decodeTransferCommand, decodeTransferReply, encodeReusedIdReply, encodeTransferCommand, encodeTransferReply } from '../../src/payments/codec.ts';
+import {
+  decodeTransferCommand, decodeTransferReply, encodeReusedIdReply, encodeTransferCommand, encodeTransferReply, transferFailedTopic,
+  transferRequestedTopic, transferSucceededTopic,
+} from '../../src/payments/codec.ts';
+import { parseCommandJson, requestReplyTopics } from '../../src/runtime/request-reply.ts';
 
 const command: TransferCommand = {
   id: 'tr_1', merchantId: 'm_shop', fromAccountId: 'acc_a', toAccountId: 'acc_b', amount: 1250n, currency: 'USD',
@@ -36,10 +40,18 @@ test('any valid command round-trips exactly, amounts up to 2^53 − 1 included',
   ));
 });
 
+test('the topics are the convention\'s: payments.transfer.requested | succeeded | failed', () => {
+  assert.deepEqual(
+    { requested: transferRequestedTopic, succeeded: transferSucceededTopic, failed: transferFailedTopic },
+    requestReplyTopics('payments', 'transfer'),
+  );
+  assert.equal(transferRequestedTopic, 'payments.transfer.requested');
+});
+
 test('a record that is not a command says why', () => {
   const valid = JSON.parse(encodeTransferCommand(command)) as Record<string, unknown>;
   const cases: [string, RegExp][] = [
-    ['{oops', /not JSON/],
+    ['{oops', /^the command is not JSON$/],
     ['[1]', /not a JSON object/],
     [JSON.stringify({ ...valid, id: '' }), /id/],
     [JSON.stringify({ ...valid, merchant_id: 7 }), /merchant_id/],
@@ -63,6 +75,8 @@ test('a record that is not a command says why', () => {
     assert.equal(typeof decoded, 'string', value);
     assert.match(decoded as string, reason, value);
   }
+  const notJson = parseCommandJson('{oops');
+  assert.equal(decodeTransferCommand('{oops'), notJson.ok ? null : notJson.message, 'the same message as every responder\'s');
 });
 
 test('replies follow the request/reply convention and read back', () => {
@@ -74,6 +88,16 @@ test('replies follow the request/reply convention and read back', () => {
   assert.equal(succeededJson.result.transfer.amount, '1250');
   assert.equal(succeededJson.result.transfer.status, 'succeeded');
   assert.deepEqual(decodeTransferReply(encodeTransferReply(request, succeeded)), { request, transfer: succeeded, error: null });
+
+  const failedJson = JSON.parse(encodeTransferReply(request, failed)) as { request: unknown; error: object; transfer: Record<string, unknown> };
+  assert.deepEqual(Object.keys(failedJson), ['request', 'error', 'transfer'], 'the convention\'s failed reply, with the decided transfer beside it');
+  assert.deepEqual(failedJson.request, request);
+  assert.deepEqual(failedJson.error, { code: 'insufficient_funds', message: 'the debited account did not hold the amount when the transfer was applied' });
+  assert.equal(failedJson.transfer.failure_code, 'insufficient_funds');
+  const reusedJson = JSON.parse(encodeReusedIdReply(request, command)) as { error: object };
+  assert.deepEqual(Object.keys(reusedJson), ['request', 'error']);
+  assert.deepEqual(Object.keys(reusedJson.error), ['code', 'message']);
+  assert.deepEqual(Object.keys(succeededJson.result), ['transfer']);
 
   const failedReply = decodeTransferReply(encodeTransferReply(request, failed));
   assert.deepEqual(typeof failedReply === 'string' ? failedReply : [failedReply.error?.code, failedReply.transfer], ['insufficient_funds', failed]);

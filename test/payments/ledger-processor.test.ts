@@ -1,6 +1,7 @@
 // The ledger processor's promises, on the memory log and the SQLite store: every command gets a
 // reply on `.succeeded` or `.failed`; a malformed one is answered with invalid_format and committed
-// past; a redelivery (after a crash, a failed reply append or a rebalance) answers again from the
+// past (the same reply as any responder's); a command that keeps failing is answered handler_failed and
+// dead-lettered; a redelivery (after a crash, a failed reply append or a rebalance) answers again from the
 // store and never applies twice; each succeeded transfer feeds the merchant's analytics exactly once.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,8 @@ import type { LedgerStore } from '../../src/core/ports/ledger-store.ts';
 import { encodeTransferCommand, transferFailedTopic, transferRequestedTopic, transferSucceededTopic } from '../../src/payments/codec.ts';
 import { LedgerProcessor, ledgerStream, type LedgerCounts } from '../../src/payments/processor.ts';
 import { TransientError, type HandleResult, type Processor } from '../../src/runtime/processor.ts';
+import { ensureRequestReplyTopics } from '../../src/runtime/request-reply.ts';
+import { pingResponder } from '../../src/ping/responder.ts';
 import { ensureLedgerTopics, processCommands, readPaymentEvents, readReplies, readTopic, type Reply } from '../support/ledger.ts';
 import { snapshotCells } from '../support/analytics.ts';
 
@@ -133,7 +136,7 @@ describe('ledger processor', () => {
     await processCommands(log, processor());
     const failed = await readTopic(log, transferFailedTopic);
     assert.deepEqual(failed.map((record) => [record.key, JSON.parse(record.value)]), [
-      ['a', { request: { partition: 0, offset: 0, key: 'a' }, error: { code: 'invalid_format', message: 'record is not JSON' } }],
+      ['a', { request: { partition: 0, offset: 0, key: 'a' }, error: { code: 'invalid_format', message: 'the command is not JSON' } }],
       ['a', {
         request: { partition: 0, offset: 1, key: 'a' },
         error: { code: 'invalid_format', message: 'amount must be a decimal string of an integer in [1, 9007199254740991]' },
@@ -144,6 +147,45 @@ describe('ledger processor', () => {
     assert.equal(await ledger.settledOffset(ledgerStream, 0), 2);
     assert.deepEqual(await log.endOffsets(`${transferRequestedTopic}.dlq`), new Map([[0, 0]]));
     assert.equal(sum(counts, 'malformed'), 2);
+  });
+
+  test('a malformed command gets the reply any responder gives it: the same request reference, error, and nothing else', async () => {
+    const { log, processor } = await rig(1);
+    const malformed = ['{not json', '[1]', '"ping"', JSON.stringify({ id: 't_x' })];
+    await log.append(transferRequestedTopic, malformed.map((value) => ({ key: 'a', value })));
+    const records = await commandRecords(log);
+    const pingLog = MemoryEventLog.create();
+    await ensureRequestReplyTopics(pingLog, pingResponder.topics, 1);
+    await pingLog.append(pingResponder.topics.requested, malformed.map((value) => ({ key: 'a', value })));
+    await deliver(processor(), records);
+    await deliver(pingResponder.processor({ log: pingLog }), await readTopic(pingLog, pingResponder.topics.requested));
+    const ledgerReplies = (await readTopic(log, transferFailedTopic)).map((record) => JSON.parse(record.value) as Record<string, unknown>);
+    const pingReplies = (await readTopic(pingLog, pingResponder.topics.failed)).map((record) => JSON.parse(record.value) as Record<string, unknown>);
+    assert.equal(ledgerReplies.length, malformed.length);
+    assert.equal(pingReplies.length, 3, 'ping takes any JSON object, so the last record is a valid ping');
+    assert.deepEqual(ledgerReplies[0], pingReplies[0], 'a record that is not JSON: the very same reply');
+    const shape = (reply: Record<string, unknown>): unknown => ({
+      keys: Object.keys(reply), request: Object.keys(reply.request as object), error: Object.keys(reply.error as object),
+      code: (reply.error as { code: string }).code,
+    });
+    const expected = { keys: ['request', 'error'], request: ['partition', 'offset', 'key'], error: ['code', 'message'], code: 'invalid_format' };
+    for (const reply of [...ledgerReplies, ...pingReplies]) assert.deepEqual(shape(reply), expected, JSON.stringify(reply));
+    assert.deepEqual(ledgerReplies.map((reply) => reply.request), records.map((record) => ({ partition: record.partition, offset: record.offset, key: record.key })));
+  });
+
+  test('a command that keeps failing is answered handler_failed on .failed and dead-lettered; its neighbours are decided', async () => {
+    const { log, ledger } = await rig(1);
+    const buggy = failingSettle(ledger, 't_poison', 'ledger bug (test): cannot settle t_poison');
+    await append(log, command('t_ok1', 'fund', 'a', 10n), command('t_poison', 'fund', 'a', 5n), command('t_ok2', 'fund', 'b', 7n));
+    await processCommands(log, new LedgerProcessor({ ledger: buggy, log, now: () => settledMs }));
+    const failed = await readTopic(log, transferFailedTopic);
+    assert.deepEqual(failed.map((record) => [record.key, JSON.parse(record.value)]), [
+      ['fund', { request: { partition: 0, offset: 1, key: 'fund' }, error: { code: 'handler_failed', message: 'ledger bug (test): cannot settle t_poison' } }],
+    ]);
+    const letters = (await readTopic(log, `${transferRequestedTopic}.dlq`)).map((record) => JSON.parse(record.value) as { error: { code: string }; source: { offset: number } });
+    assert.deepEqual(letters.map((letter) => [letter.error.code, letter.source.offset]), [['handler_failed', 1]]);
+    assert.deepEqual(await balances(ledger, 'fund', 'a', 'b'), [-17n, 10n, 7n]);
+    assert.equal(await ledger.getTransfer(merchant, 't_poison'), null, 'nothing of it was applied');
   });
 
   test('a redelivered batch answers again from the store and applies nothing twice', async () => {
@@ -297,6 +339,22 @@ class FlakyLog implements EventLog {
 }
 
 /** A ledger store that is down: every call rejects with the retryable store_unavailable. */
+/** The ledger, except that settling a batch holding `transferId` throws a plain (non-transient) error. */
+function failingSettle(ledger: LedgerStore, transferId: string, message: string): LedgerStore {
+  return new Proxy(ledger, {
+    get(target, property) {
+      if (property === 'settle') {
+        return async (batch: Parameters<LedgerStore['settle']>[0]) => {
+          if (batch.commands.some((item) => item.id === transferId)) throw new Error(message);
+          return target.settle(batch);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 class UnavailableLedger implements LedgerStore {
   #down(): Promise<never> {
     return Promise.reject(new TallyError('store_unavailable', 'ledger down (test)'));

@@ -1,12 +1,19 @@
 // Request/reply over the log: the ping responder answers on `.succeeded`; a malformed command is
 // answered `.failed` invalid_format and committed (never retried); a handler that keeps failing is
 // answered `.failed` handler_failed and dead-lettered; transient failures retry without answering twice.
+// Every reply has the convention's shape, the ledger's included, and docs/request-reply.md shows
+// exactly the records produced.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { MemoryEventLog } from '../../src/adapters/memory/event-log.ts';
 import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
 import { TransientError } from '../../src/runtime/processor.ts';
-import { defineResponder, ensureRequestReplyTopics, requestOnce, requestReplyTopics, type Responder } from '../../src/runtime/request-reply.ts';
+import {
+  defineResponder, ensureRequestReplyTopics, failedReply, isReplyTopic, requestOnce, requestReplyTopics, type Responder,
+} from '../../src/runtime/request-reply.ts';
+import { encodeReusedIdReply, encodeTransferReply } from '../../src/payments/codec.ts';
+import type { Transfer } from '../../src/core/payments/ledger.ts';
 import { pingResponder } from '../../src/ping/responder.ts';
 import type { ConsumedRecord } from '../../src/core/ports/event-log.ts';
 import { quietLogger } from '../support/analytics.ts';
@@ -112,6 +119,68 @@ describe('request/reply over the log', () => {
     }
   });
 
+  test('reply topics are told apart from commands and dead letters (log retention prunes them by age)', () => {
+    for (const topics of [pingResponder.topics, requestReplyTopics('payments', 'transfer')]) {
+      assert.equal(isReplyTopic(topics.succeeded), true);
+      assert.equal(isReplyTopic(topics.failed), true);
+      assert.equal(isReplyTopic(topics.requested), false);
+      assert.equal(isReplyTopic(`${topics.requested}.dlq`), false);
+    }
+    assert.equal(isReplyTopic('events'), false);
+  });
+
+  test('every reply is { request: { partition, offset, key } } plus result, or error: { code, message }, and nothing else', async () => {
+    const log = await answer(pingResponder, [{ key: 'ok', value: '{}' }, { key: 'bad', value: 'not json' }, { key: 'refused', value: '7' }]);
+    const replies = [...parsed(await readAll(log, 'tally.ping.succeeded')), ...parsed(await readAll(log, 'tally.ping.failed'))] as Record<string, Record<string, unknown>>[];
+    assert.equal(replies.length, 3);
+    for (const reply of replies) {
+      assert.deepEqual(Object.keys(reply.request!), ['partition', 'offset', 'key']);
+      if ('result' in reply) assert.deepEqual(Object.keys(reply), ['request', 'result']);
+      else {
+        assert.deepEqual(Object.keys(reply), ['request', 'error']);
+        assert.deepEqual(Object.keys(reply.error!), ['code', 'message']);
+      }
+    }
+    const long = failedReply({ topic: 't', partition: 0, offset: 0, key: 'k', value: '', appendedMs: 0 }, 'handler_failed', 'x'.repeat(5000));
+    assert.equal((JSON.parse(long.value) as { error: { message: string } }).error.message.length, 1000, 'messages are bounded');
+  });
+
+  test('docs/request-reply.md shows exactly the records produced: every example has the shape of one, every kind has an example', async () => {
+    const doc = readFileSync(new URL('../../docs/request-reply.md', import.meta.url), 'utf8');
+    const examples = [...doc.matchAll(/```json\n([\s\S]*?)\n```/g)].map((match) => JSON.parse(match[1]!) as unknown);
+    const produced = new Map<string, unknown>();
+    const pings = await answer(pingResponder, [{ key: 'a', value: '{}' }, { key: 'b', value: 'not json' }, { key: 'c', value: '[1]' }]);
+    const [pong] = parsed(await readAll(pings, 'tally.ping.succeeded'));
+    const [notJson, refused] = parsed(await readAll(pings, 'tally.ping.failed'));
+    produced.set('succeeded', pong).set('invalid_format: not JSON', notJson).set('invalid_format: decode refused', refused);
+    const failing = defineResponder<object, never>({
+      prefix: 'shop', name: 'invoice', decode: (json) => ({ ok: true, input: json as object }),
+      async handle() {
+        throw new Error('invoice numbering is exhausted');
+      },
+    });
+    const failures = await answer(failing, [{ key: 'invoice-o_9', value: '{"order_id":"o_9"}' }]);
+    produced.set('handler_failed', parsed(await readAll(failures, 'shop.invoice.failed'))[0]);
+    produced.set('dead letter', parsed(await readAll(failures, 'shop.invoice.requested.dlq'))[0]);
+    const request = { partition: 3, offset: 41, key: 'acct_a' };
+    const transfer: Transfer = {
+      id: 'tr_1', merchantId: 'm_shop', fromAccountId: 'acct_a', toAccountId: 'acct_b', amount: 1250n, currency: 'USD', description: 'rent',
+      metadata: { order: 'o_9' }, requestedMs: 1, status: 'succeeded', failureCode: null, settledMs: 2,
+    };
+    produced.set('transfer succeeded', JSON.parse(encodeTransferReply(request, transfer)));
+    produced.set('transfer failed', JSON.parse(encodeTransferReply(request, { ...transfer, description: null, metadata: {}, status: 'failed', failureCode: 'insufficient_funds' })));
+    produced.set('transfer_id_reused', JSON.parse(encodeReusedIdReply(request, transfer)));
+    const producedShapes = new Map([...produced].map(([kind, record]) => [kind, JSON.stringify(shapeOf(record))]));
+    for (const example of examples) {
+      const shape = JSON.stringify(shapeOf(example));
+      assert.ok([...producedShapes.values()].includes(shape), `the documented record ${JSON.stringify(example)} is not one the code produces`);
+    }
+    const documented = new Set(examples.map((example) => JSON.stringify(shapeOf(example))));
+    for (const [kind, shape] of producedShapes) assert.ok(documented.has(shape), `no example of ${kind} in docs/request-reply.md: ${JSON.stringify(produced.get(kind))}`);
+    assert.equal((notJson as { error: { message: string } }).error.message, 'the command is not JSON');
+    assert.ok(doc.includes('"message": "the command is not JSON"'));
+  });
+
   test('transient failures are retried without answering twice', async () => {
     let failuresLeft = 4;
     const flaky = defineResponder<object, string>({
@@ -129,3 +198,12 @@ describe('request/reply over the log', () => {
     assert.deepEqual(await readAll(log, 'test.flaky.requested.dlq'), []);
   });
 });
+
+/** A record's keys in order and its leaves' types, with error codes and statuses spelled out. */
+function shapeOf(value: unknown, key = ''): unknown {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return value.map((item) => shapeOf(item));
+  if (typeof value === 'object') return Object.entries(value).map(([name, item]) => [name, shapeOf(item, name)]);
+  if (key === 'code' || key === 'status') return `${typeof value}:${String(value)}`;
+  return typeof value;
+}

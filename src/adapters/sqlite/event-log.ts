@@ -44,6 +44,17 @@ export interface SqliteEventLogOptions {
   readonly busyTimeoutMs?: number;
 }
 
+export interface PruneOptions {
+  /** Only records appended longer ago than this go. */
+  readonly olderThanMs: number;
+  /**
+   * Says of a topic no group has ever consumed whether its records go by age alone. Without it, or
+   * when it says false, such a topic keeps everything (a dead-letter topic, or a topic whose
+   * consumer has not started yet).
+   */
+  readonly expireUnconsumed?: (topic: string) => boolean;
+}
+
 export const sqliteEventLogDefaults = {
   sessionTimeoutMs: 10_000,
   heartbeatIntervalMs: 3_000,
@@ -334,9 +345,11 @@ export class SqliteEventLog implements EventLog {
 
   /**
    * Retention: deletes records appended more than `olderThanMs` ago that every group consuming the
-   * topic has committed past. A topic no group has consumed keeps everything (nothing committed).
+   * topic has committed past. A group that holds a lease but has committed nothing holds the whole
+   * partition. A topic no group has consumed keeps everything, unless `expireUnconsumed` says its
+   * records may go by age alone (reply topics nobody listens to); offsets are never reused either way.
    */
-  async prune(options: { readonly olderThanMs: number }): Promise<{ recordsDeleted: number }> {
+  async prune(options: PruneOptions): Promise<{ recordsDeleted: number }> {
     this.#assertOpen();
     if (!Number.isSafeInteger(options.olderThanMs) || options.olderThanMs < 0) {
       throw new RangeError(`prune: olderThanMs must be a non-negative integer, got ${options.olderThanMs}`);
@@ -345,7 +358,8 @@ export class SqliteEventLog implements EventLog {
     let recordsDeleted = 0;
     for (const row of this.#statements.selectAllTopics.all()) {
       const topic: TopicMeta = { id: integerColumn(row, 'topic_id'), name: textColumn(row, 'name'), partitions: integerColumn(row, 'partitions') };
-      const floors = this.#committedFloors(topic);
+      const floors = this.#committedFloors(topic) ?? (options.expireUnconsumed?.(topic.name) === true ? this.#noFloors(topic) : null);
+      if (floors === null) continue;
       for (const [partition, floor] of floors) {
         recordsDeleted += await this.#prunePartition(topic, partition, floor, cutoffMs);
       }
@@ -482,18 +496,27 @@ export class SqliteEventLog implements EventLog {
     return positions;
   }
 
-  /** Per partition, the lowest committed offset over every group that consumes the topic. */
-  #committedFloors(topic: TopicMeta): Map<number, number> {
-    const floors = new Map<number, number>();
+  /**
+   * Per partition, the lowest committed offset over every group that consumes the topic (0 where a
+   * group holds a lease without a commit); null when no group has ever consumed the topic.
+   */
+  #committedFloors(topic: TopicMeta): Map<number, number> | null {
     const groups = this.#statements.selectGroupsOfTopic.all(topic.id, topic.id).map((row) => textColumn(row, 'group_name'));
-    if (groups.length === 0) return floors;
-    for (let partition = 0; partition < topic.partitions; partition++) floors.set(partition, Number.MAX_SAFE_INTEGER);
+    if (groups.length === 0) return null;
+    const floors = this.#noFloors(topic);
     for (const group of groups) {
       const committed = new Map(
         this.#statements.selectCommittedOfTopic.all(group, topic.id).map((row) => [integerColumn(row, 'partition'), integerColumn(row, 'next_offset')]),
       );
       for (const [partition, floor] of floors) floors.set(partition, Math.min(floor, committed.get(partition) ?? 0));
     }
+    return floors;
+  }
+
+  /** Every partition without an offset bound: only the age of a record decides. */
+  #noFloors(topic: TopicMeta): Map<number, number> {
+    const floors = new Map<number, number>();
+    for (let partition = 0; partition < topic.partitions; partition++) floors.set(partition, Number.MAX_SAFE_INTEGER);
     return floors;
   }
 
