@@ -38,12 +38,21 @@ export interface EntryChain {
 }
 
 export function orderEntries(entries: readonly StoredEntry[]): EntryChain {
+  const isDebit = (entry: StoredEntry): boolean => entry.seen !== null;
   const streams = [...Map.groupBy(entries, (entry) => entry.source)]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([source, list]) => ({ source, list: list.toSorted((a, b) => a.position - b.position), next: 0 }));
-  const isDebit = (entry: StoredEntry): boolean => entry.seen !== null;
-  const head = (stream: (typeof streams)[number]): StoredEntry | undefined => stream.list[stream.next];
-  const nextDebit = (stream: (typeof streams)[number]): StoredEntry | undefined => stream.list.slice(stream.next).find(isDebit);
+    .map(([source, list]) => {
+      const sorted = list.toSorted((a, b) => a.position - b.position);
+      // Indexes of the debits, and which of them is next: finding it stays O(1) as the merge advances.
+      return { source, list: sorted, next: 0, debits: sorted.flatMap((entry, index) => (isDebit(entry) ? [index] : [])), nextDebit: 0 };
+    });
+  type Stream = (typeof streams)[number];
+  const head = (stream: Stream): StoredEntry | undefined => stream.list[stream.next];
+  const nextDebit = (stream: Stream): StoredEntry | undefined => {
+    while (stream.nextDebit < stream.debits.length && stream.debits[stream.nextDebit]! < stream.next) stream.nextDebit++;
+    const index = stream.debits[stream.nextDebit];
+    return index === undefined ? undefined : stream.list[index];
+  };
   /** Every entry of another source that the debit saw has been placed. */
   const ready = (debit: StoredEntry): boolean =>
     streams.every((stream) => {
