@@ -87,8 +87,7 @@ export class LedgerBatches {
       await this.#advanceEmpty(batch, row);
       return [];
     }
-    const accounts = await this.#loadAccounts(batch.commands);
-    const claims = await this.#claimIds(batch.commands, source);
+    const [accounts, claims] = await Promise.all([this.#loadAccounts(batch.commands), this.#claimIds(batch.commands, source)]);
     const decisions = decide(batch, accounts, claims);
     const intent: Intent = { id: randomUUID(), source, seq: batch.throughOffset + 1, writes: intentWrites(batch, source, accounts, decisions) };
     if (intent.writes.length === 0) {
