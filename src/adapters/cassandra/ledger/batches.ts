@@ -73,11 +73,14 @@ export class LedgerBatches {
   async settle(batch: SettleBatch): Promise<Decision[]> {
     const { stream, partition } = batch;
     const source = `${stream}/${partition}`;
-    const row = (await this.#partitionRow(stream, partition)) ?? (await this.#createPartitionRow(stream, partition));
+    // A quorum read is enough to refuse early (the claim's LWT below is what decides); only a
+    // pending batch needs the SERIAL read, which completes any round in flight before finishing it.
+    const row = (await this.#partitionRow(stream, partition, false)) ?? (await this.#createPartitionRow(stream, partition));
     if (row.pendingId !== '') {
       // A member died (or lost the partition) between claiming a batch and finishing it: finish
       // it from its intent; the caller reloads the offset and answers those records from the store.
-      await this.#finishPending(stream, partition, row);
+      const pending = await this.#partitionRow(stream, partition, true);
+      if (pending && pending.pendingId !== '') await this.#finishPending(stream, partition, pending);
       throw new LedgerConflictError(`${source}: finished a batch left pending through offset ${row.pendingThrough}`);
     }
     if (row.settledOffset !== batch.fromOffset - 1) {
@@ -107,11 +110,12 @@ export class LedgerBatches {
 
   // --- the partition row: settled offset and the one pending batch ---
 
-  async #partitionRow(stream: string, partition: number): Promise<PartitionRow | null> {
-    // SERIAL: completes any claim or finish in flight, so what it says is what the next LWT sees.
-    const row = await readSerial(this.#session,
-      `SELECT settled_offset, pending_id, pending_through FROM ${this.#table('ledger_partitions')} WHERE stream = ? AND partition = ?`,
-      [stream, partition]);
+  /** serial: complete any claim or finish in flight, so what it says is what the next LWT sees. */
+  async #partitionRow(stream: string, partition: number, serial = true): Promise<PartitionRow | null> {
+    const query = `SELECT settled_offset, pending_id, pending_through FROM ${this.#table('ledger_partitions')} WHERE stream = ? AND partition = ?`;
+    const row = serial
+      ? await readSerial(this.#session, query, [stream, partition])
+      : (await this.#session.execute(query, [stream, partition], { idempotent: true })).first() ?? null;
     if (row === null) return null;
     return {
       settledOffset: longOf(row.settled_offset),
