@@ -110,7 +110,9 @@ export class ProcessorRuntime {
   async #pollBatch(consumer: LogConsumer, recordsMax: number, waitMs: number): Promise<ConsumedRecord[]> {
     const batch = await consumer.poll(recordsMax, waitMs);
     const lingerMs = this.#options.pollLingerMs ?? limits.pollLingerMs;
-    if (batch.length === 0 || batch.length >= limits.pollLingerRecordsMin || lingerMs === 0) return batch;
+    // A full poll (even one below pollLingerRecordsMin, when the runtime was given a small maximum)
+    // has nothing to wait for: asking for zero more records would be an error.
+    if (batch.length === 0 || batch.length >= Math.min(limits.pollLingerRecordsMin, recordsMax) || lingerMs === 0) return batch;
     await new Promise((resolve) => setTimeout(resolve, lingerMs));
     if (this.#abort.signal.aborted) return batch;
     return batch.concat(await consumer.poll(recordsMax - batch.length, 0));

@@ -105,6 +105,23 @@ describe('processor runtime', () => {
     assert.deepEqual(batches, [['first', 'second']]);
   });
 
+  test('a small maximum batch size that a poll fills is handled at once, never lingering for zero more records', async () => {
+    const values = Array.from({ length: 25 }, (_, index) => `r${index}`);
+    const log = await logWith(values);
+    const batches: number[] = [];
+    const processor = recordingProcessor(async (batch) => {
+      batches.push(batch.length);
+      return { deadLetters: [] };
+    });
+    const runtime = new ProcessorRuntime({ log, processor, logger: quietLogger, pollWaitMs: 10, pollLingerMs: 5, pollRecordsMax: 10 });
+    runtime.start();
+    const deadline = Date.now() + 10_000;
+    while (batches.reduce((sum, size) => sum + size, 0) < values.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await runtime.stop();
+    assert.equal(batches.reduce((sum, size) => sum + size, 0), values.length, `handled batches ${JSON.stringify(batches)}`);
+    assert.ok(batches.every((size) => size <= 10));
+  });
+
   test('stop() lets the batch in hand finish and commits it', async () => {
     const log = await logWith(['slow']);
     let started = false;

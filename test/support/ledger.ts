@@ -45,6 +45,8 @@ export async function processCommands(log: EventLog, processor: Processor, optio
 }
 
 let readers = 0;
+/** A fresh Kafka group needs a join and a rebalance before its first records: seconds on a busy machine. */
+const readTopicMsMax = 30_000;
 
 /** Every record of a topic, read by a fresh group from the start. */
 export async function readTopic(log: EventLog, topic: string): Promise<ConsumedRecord[]> {
@@ -53,7 +55,7 @@ export async function readTopic(log: EventLog, topic: string): Promise<ConsumedR
   const consumer = log.consumer({ group: `test-reader-${process.pid}-${readers++}`, topics: [topic] });
   const records: ConsumedRecord[] = [];
   try {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + readTopicMsMax;
     while (records.length < total) {
       if (Date.now() > deadline) throw new Error(`read ${records.length} of ${total} records of ${topic}`);
       records.push(...(await consumer.poll(5_000, 100)));
@@ -62,6 +64,22 @@ export async function readTopic(log: EventLog, topic: string): Promise<ConsumedR
     await consumer.close();
   }
   return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+}
+
+/** A record of the command topic, decoded: null when it is no command (a malformed record). */
+export interface CommandRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string;
+  readonly command: TransferCommand | null;
+}
+
+/** The command topic as the ledger read it, in (partition, offset) order. */
+export async function readCommandRecords(log: EventLog): Promise<CommandRecord[]> {
+  return (await readTopic(log, transferRequestedTopic)).map((record) => {
+    const command = decodeTransferCommand(record.value);
+    return { partition: record.partition, offset: record.offset, key: record.key, command: typeof command === 'string' ? null : command };
+  });
 }
 
 export interface Reply extends TransferReply {
@@ -73,13 +91,10 @@ export interface Reply extends TransferReply {
   readonly says: string;
 }
 
-/** Every reply on `.succeeded` and `.failed`, decoded (a reply that does not decode fails the test), with its command. */
-export async function readReplies(log: EventLog): Promise<Reply[]> {
+/** Every reply on `.succeeded` and `.failed`, decoded (a reply that does not decode fails the test), with its command (read here unless given). */
+export async function readReplies(log: EventLog, commandRecords?: readonly CommandRecord[]): Promise<Reply[]> {
   const commands = new Map<string, TransferCommand | null>();
-  for (const record of await readTopic(log, transferRequestedTopic)) {
-    const command = decodeTransferCommand(record.value);
-    commands.set(`${record.partition}:${record.offset}`, typeof command === 'string' ? null : command);
-  }
+  for (const record of commandRecords ?? (await readCommandRecords(log))) commands.set(`${record.partition}:${record.offset}`, record.command);
   const replies: Reply[] = [];
   for (const topic of [transferSucceededTopic, transferFailedTopic]) {
     for (const record of await readTopic(log, topic)) {
