@@ -38,7 +38,8 @@ interface PartitionRow {
 
 /** How a command's transfer id stands once this batch tried to claim it. */
 type IdClaim =
-  | { readonly kind: 'ours' }
+  /** indexed: the API's pending record, which wrote the accounts' index rows already. */
+  | { readonly kind: 'ours'; readonly indexed: boolean }
   | { readonly kind: 'decided'; readonly transfer: Transfer }
   /** Another payload (or another log partition) holds the id: the command is refused. */
   | { readonly kind: 'foreign'; readonly holder: Transfer };
@@ -92,7 +93,7 @@ export class LedgerBatches {
     }
     const [accounts, claims] = await Promise.all([this.#loadAccounts(batch.commands), this.#claimIds(batch.commands, source)]);
     const decisions = decide(batch, accounts, claims);
-    const intent: Intent = { id: randomUUID(), source, seq: batch.throughOffset + 1, writes: intentWrites(batch, source, accounts, decisions) };
+    const intent: Intent = { id: randomUUID(), source, seq: batch.throughOffset + 1, writes: intentWrites(batch, source, accounts, claims, decisions) };
     if (intent.writes.length === 0) {
       // Only replays and conflicts: nothing to write but the offset.
       await this.#advanceEmpty(batch, row);
@@ -291,7 +292,7 @@ export class LedgerBatches {
           `INSERT INTO ${table} (id, ${payloadColumns}, claim_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
           [command.id, ...commandValues(command), source]);
         if (applied === true) {
-          claims.set(command.id, { kind: 'ours' });
+          claims.set(command.id, { kind: 'ours', indexed: false });
           return;
         }
         row = await readSerial(this.#session, select, [command.id]);
@@ -302,7 +303,7 @@ export class LedgerBatches {
         // The API's pending record of this very command: take it for this partition (once, by LWT).
         const applied = await conditionalWrite(this.#session, `UPDATE ${table} SET claim_source = ? WHERE id = ? IF claim_source = null`, [source, command.id]);
         if (applied === true) {
-          claims.set(command.id, { kind: 'ours' });
+          claims.set(command.id, { kind: 'ours', indexed: true });
           return;
         }
         const now = await readSerial(this.#session, select, [command.id]);
@@ -318,7 +319,7 @@ export class LedgerBatches {
 function classify(stored: TransferRow, command: TransferCommand, source: string): IdClaim {
   if (stored.transfer.status !== 'pending') return { kind: 'decided', transfer: stored.transfer };
   // Claimed here before (an attempt that died before its batch was claimed): still ours.
-  if (stored.claimSource === source && samePayload(stored.transfer, command)) return { kind: 'ours' };
+  if (stored.claimSource === source && samePayload(stored.transfer, command)) return { kind: 'ours', indexed: false };
   return { kind: 'foreign', holder: stored.transfer };
 }
 
@@ -337,14 +338,18 @@ function decide(batch: SettleBatch, accounts: ReadonlyMap<string, AccountState>,
 }
 
 /** What the decisions write: final statuses, entries, the accounts' transfer index and this source's nets. */
-function intentWrites(batch: SettleBatch, source: string, accounts: ReadonlyMap<string, AccountState>, decisions: readonly Decision[]): IntentWrite[] {
+function intentWrites(
+  batch: SettleBatch, source: string, accounts: ReadonlyMap<string, AccountState>, claims: ReadonlyMap<string, IdClaim>, decisions: readonly Decision[],
+): IntentWrite[] {
   const writes: IntentWrite[] = [];
   const nets = new Map<string, { net: bigint; lastPosition: number }>();
   decisions.forEach((decision, index) => {
     if (decision.kind !== 'succeeded' && decision.kind !== 'failed') return;
     const { transfer } = decision;
     writes.push({ kind: 'transfer', id: transfer.id, status: transfer.status as 'succeeded' | 'failed', failureCode: transfer.failureCode, settledMs: batch.settledMs });
-    for (const accountId of new Set([transfer.fromAccountId, transfer.toAccountId])) {
+    const claim = claims.get(transfer.id);
+    const indexed = claim?.kind === 'ours' && claim.indexed;
+    for (const accountId of indexed ? [] : new Set([transfer.fromAccountId, transfer.toAccountId])) {
       writes.push({ kind: 'index', accountId, requestedMs: transfer.requestedMs, transferId: transfer.id, merchantId: transfer.merchantId });
     }
     if (decision.kind !== 'succeeded') return;
