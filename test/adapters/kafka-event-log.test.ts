@@ -4,6 +4,7 @@
 // never meet, and drops its topics and groups afterwards.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
@@ -175,6 +176,27 @@ if (missing !== null) {
         assert.deepEqual(doubleHeld, []);
         assert.equal(delivered.size, appended, 'every appended record was delivered');
         assert.ok(committedToTheEnd, 'the group committed up to the end of every partition');
+      }));
+
+    test('one append several times larger than a produce request reaches one partition whole and in order', () =>
+      withLog(async (log, topic) => {
+        // 4 MB of incompressible values for one key: beyond the broker's 1 MB message.max.bytes
+        // in one request, so the append must travel as several.
+        const large = topic('large');
+        await log.ensureTopic(large, 2);
+        const records = Array.from({ length: 4000 }, (_, index) => ({ key: 'one-merchant', value: `${index}:${randomBytes(768).toString('base64')}` }));
+        const positions = await log.append(large, records);
+        const partition = partitionForKey('one-merchant', 2);
+        assert.deepEqual(positions.map((position) => position.offset), records.map((_, index) => index));
+        assert.ok(positions.every((position) => position.partition === partition));
+        assert.equal((await log.endOffsets(large)).get(partition), records.length);
+        const consumer = log.consumer({ group: topic('large-reader'), topics: [large] });
+        const read: string[] = [];
+        for (let attempt = 0; read.length < records.length && attempt < 100; attempt++) {
+          for (const record of await consumer.poll(5000, 500)) read.push(record.value);
+        }
+        await consumer.close();
+        assert.deepEqual(read.map((value) => value.slice(0, value.indexOf(':'))), records.map((_, index) => String(index)));
       }));
 
     test('a record’s appendedMs is the broker’s append time', () =>

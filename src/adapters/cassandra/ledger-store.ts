@@ -25,9 +25,10 @@
 //  5. Claim the batch: IF settled_offset = from − 1 AND pending_id = ''. A member that lost the
 //     partition (a zombie) fails here, before writing anything but its intent, so it cannot apply
 //     a batch twice or decide on a stale view.
-//  6. Apply: final statuses, entries, the accounts' transfer index, then the nets `USING TIMESTAMP
-//     throughOffset + 1` — anyone may apply an intent again with the same result, and a late
-//     repetition of an older batch loses to newer nets whatever the clocks.
+//  6. Apply: entries and the accounts' transfer index, then the nets `USING TIMESTAMP
+//     throughOffset + 1`, then the final statuses (a transfer read as decided has its balances) —
+//     anyone may apply an intent again with the same result, and a late repetition of an older
+//     batch loses to newer nets whatever the clocks.
 //  7. Finish: settled_offset = through, pending_id = '' IF pending_id = ours; drop the intent.
 // A timed-out LWT is settled by a SERIAL read of its row, never resent blindly.
 //

@@ -45,7 +45,7 @@ export interface KafkaEventLogOptions {
   readonly appendQueueRecordsMax?: number;
   /** How long an append waits for others to share its produce request. */
   readonly lingerMs?: number;
-  /** Key and value bytes per produce request (below the broker's message.max.bytes, before compression). */
+  /** Bytes of records per produce request, each counted with its overhead (below the broker's message.max.bytes, before compression). */
   readonly produceBytesMax?: number;
   readonly compression?: CompressionAlgorithmValue;
   /** Longest one fetch waits at the broker for records: bounds how late a poll notices a rebalance. */
@@ -64,7 +64,8 @@ export const kafkaEventLogDefaults = {
   // One produce request is in flight at a time, and appends arriving meanwhile share the next:
   // under load requests fill up by themselves, so a lone append need not wait.
   lingerMs: 0,
-  produceBytesMax: 1024 * 1024,
+  // Below the broker's default message.max.bytes (1,048,588), with room for the batch headers.
+  produceBytesMax: 1_000_000,
   // Pure JavaScript/WebAssembly in the client (no native addon); see the measurements in the report.
   compression: 'lz4',
   fetchWaitMsMax: 500,
@@ -76,6 +77,13 @@ const topicCreationTimeoutMs = 60_000;
 /** Client retries inside one call; requestTimeoutMs bounds the call as a whole. */
 const clientRetries = 3;
 const clientRetryDelayMs = 200;
+
+/**
+ * What a record adds to its key and value in a record batch, at most: length, attributes,
+ * timestamp and offset deltas, key and value lengths (varints) and the header count. Counted so a
+ * request of many small records, or of incompressible ones, stays under the broker's bound.
+ */
+const recordOverheadBytes = 32;
 
 interface PendingAppend {
   readonly topic: string;
@@ -244,26 +252,46 @@ export class KafkaEventLog implements EventLog {
     const partitionCount = this.#partitionCounts.get(topic) ?? (await this.#lookUpPartitionCount(topic));
     if (records.length === 0) return [];
     const partitions = records.map((record) => partitionForKey(record.key, partitionCount));
-    const bytes = records.reduce((sum, record) => sum + Buffer.byteLength(record.key) + Buffer.byteLength(record.value), 0);
+    const sizes = records.map((record) => Buffer.byteLength(record.key) + Buffer.byteLength(record.value) + recordOverheadBytes);
     const remainingMs = Math.max(0, this.requestTimeoutMs - (Date.now() - startedMs));
-    return new Promise<LogPosition[]>((resolve, reject) => {
+    // An append larger than one produce request (a processor's replies to a 20,000-record batch)
+    // goes as several pieces, queued in order, so each request stays under the broker's bound; it
+    // resolves once every piece is acknowledged, and fails as a whole if one piece fails.
+    const pieces: { start: number; end: number; bytes: number }[] = [];
+    for (let start = 0; start < records.length;) {
+      let end = start;
+      let bytes = 0;
+      while (end < records.length && (end === start || bytes + sizes[end]! <= this.#produceBytesMax)) bytes += sizes[end++]!;
+      pieces.push({ start, end, bytes });
+      start = end;
+    }
+    const queued: PendingAppend[] = [];
+    const fail = (error: unknown): void => {
+      for (const piece of queued) this.#settle(piece, error);
+      this.#queue = this.#queue.filter((pending) => !queued.includes(pending));
+    };
+    const done = pieces.map(({ start, end, bytes }) => new Promise<LogPosition[]>((resolve, reject) => {
       const pending: PendingAppend = {
         topic,
-        records,
-        partitions,
+        records: records.slice(start, end),
+        partitions: partitions.slice(start, end),
         bytes,
         resolve,
         reject,
         settled: false,
         // Queue wait and produce together stay within the promised time.
-        timer: setTimeout(() => {
-          this.#settle(pending, new LogUnavailableError(`append to "${topic}": Kafka did not acknowledge within ${this.requestTimeoutMs} ms`));
-          this.#queue = this.#queue.filter((queued) => queued !== pending);
-        }, remainingMs),
+        timer: setTimeout(() => fail(new LogUnavailableError(`append to "${topic}": Kafka did not acknowledge within ${this.requestTimeoutMs} ms`)), remainingMs),
       };
+      queued.push(pending);
       this.#queue.push(pending);
-      this.#scheduleSend();
-    });
+    }));
+    this.#scheduleSend();
+    try {
+      return (await Promise.all(done)).flat();
+    } catch (error) {
+      fail(error);
+      throw error;
+    }
   }
 
   async #lookUpPartitionCount(topic: string): Promise<number> {

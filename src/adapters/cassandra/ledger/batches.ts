@@ -217,15 +217,17 @@ export class LedgerBatches {
   /**
    * Makes an intent's writes; anyone may do it, any number of times, concurrently: every write puts
    * the same values in the same rows, and net rows carry the batch's seq as their timestamp, so a
-   * late repetition of an older batch loses to newer nets. Entries go before the nets that count
-   * them: a net a reader sees never counts an entry it cannot read.
+   * late repetition of an older batch loses to newer nets. Three waves, so what a reader sees
+   * implies what it depends on: entries (and the index) before the nets that count them, nets
+   * before the final statuses — a client told `succeeded` reads balances that include it.
    */
   async #apply(intent: Intent): Promise<void> {
-    const session = this.#session;
-    const rows = intent.writes.filter((write) => write.kind !== 'net');
-    const nets = intent.writes.filter((write) => write.kind === 'net');
-    await session.forEachConcurrently(rows, requestsInFlightMax, (write) => this.#write(intent, write));
-    await session.forEachConcurrently(nets, requestsInFlightMax, (write) => this.#write(intent, write));
+    const waves: IntentWrite[][] = [
+      intent.writes.filter((write) => write.kind === 'entry' || write.kind === 'index'),
+      intent.writes.filter((write) => write.kind === 'net'),
+      intent.writes.filter((write) => write.kind === 'transfer'),
+    ];
+    for (const wave of waves) await this.#session.forEachConcurrently(wave, requestsInFlightMax, (write) => this.#write(intent, write));
   }
 
   async #write(intent: Intent, write: IntentWrite): Promise<void> {
