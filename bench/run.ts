@@ -29,10 +29,11 @@ const scenarios: ReadonlyMap<string, Scenario> = new Map<string, Scenario>([
   ['ledger', (context) => runLedger(context)],
   // Loaded only when chosen: the embedded scenarios never load the engines' client libraries.
   ['distributed', async (context) => (await import('./scenarios/distributed.ts')).runDistributed(context)],
+  ['distributed-ledger', async (context) => (await import('./scenarios/distributed-ledger.ts')).runDistributedLedger(context)],
 ]);
 
 /** Run only when named in --only: they need the engines running (scripts/engines.sh up, Redis). */
-const onRequest: ReadonlySet<string> = new Set(['distributed']);
+const onRequest: ReadonlySet<string> = new Set(['distributed', 'distributed-ledger']);
 
 const usage = `Usage: npm run bench -- [--only=${[...scenarios.keys()].join(',')}] [--scale=${scales.join('|')}] [--profile] [--data-cache=<dir>]
        [--node-flags="<flags for the server and job processes>"] [--markdown]

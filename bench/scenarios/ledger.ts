@@ -10,8 +10,8 @@
 // After each phase the invariants are checked: balances sum to 0, no account without overdraft
 // below 0, and every balance is the replay of its history (phase 1: the entries, each balance
 // after; phase 2: through the API, every accepted transfer final and the succeeded ones summing to
-// each balance). Target (issue 4): ≥ 20,000 transfers/s applied. The distributed deployment has
-// no Cassandra ledger yet, so there is nothing to measure there.
+// each balance). Target (issue 4): ≥ 20,000 transfers/s applied. Phase 2 is exported
+// (measureTransfersOverHttp) for the same measurement on Kafka + Cassandra: `distributed-ledger`.
 import autocannon, { type Result } from 'autocannon';
 import { seededRandom, randomInteger, type Random } from '../../src/adapters/memory/prng.ts';
 import { limits } from '../../src/core/limits.ts';
@@ -40,7 +40,7 @@ export async function runLedger(context: BenchContext): Promise<ScenarioReport> 
     notes: [
       `ledger settle: ${settleSummary(settled)}`,
       ...overHttp.notes,
-      'ledger: not measured on Kafka + Cassandra — the distributed deployment has no Cassandra ledger yet (its payments routes answer 404 not_found)',
+      'ledger: on Kafka + Cassandra run `npm run bench -- --only=distributed-ledger` (needs the engines)',
     ],
   };
 }
@@ -61,7 +61,7 @@ function settleRows(result: SettleResult): Row[] {
   ];
 }
 
-// ---- Phase 2: transfers over HTTP against `tally start` ----
+// ---- Phase 2: transfers over HTTP against `tally start` (or the distributed roles) ----
 
 const customers = 1_000;
 const customerFunding = 10_000;
@@ -79,6 +79,26 @@ const drainPollMs = 100;
 /** Ceiling on any single request of the load: a stuck request is an error, not a long sample. */
 const requestTimeoutSeconds = 30;
 
+/** Where the HTTP phase runs, and how it sees the ledger: one embedded `tally start`, or the distributed roles. */
+export interface LedgerHttpTarget {
+  /** Serves the payments API; its keys are the merchant's (one merchant whose only accounts are the phase's). */
+  readonly api: BenchServer;
+  /** Row prefix ('' or 'distributed: ') and note prefix ('ledger http'). */
+  readonly rowPrefix: string;
+  readonly notePrefix: string;
+  /** The applied rate to reach (embedded: the issue's 20,000/s), or null: measured and reported only. */
+  readonly goalPerSecond: number | null;
+  /**
+   * Concurrencies at which that many clients each submit one transfer after another with ?wait_ms
+   * (closed loop: submit → final, then the next), after the client alone and before the load.
+   */
+  readonly concurrencies: readonly number[];
+  /** Until nothing is in flight and the ledger group has committed every command; with the ledger's decided count. */
+  waitDrained(): Promise<Drain>;
+  /** Starts the load's measurements (CPU, memory); stop() gives their notes. */
+  measure(): { stop(): Promise<string[]> };
+}
+
 interface HttpLoad {
   readonly result: Result;
   readonly latency: LatencySamples;
@@ -92,33 +112,69 @@ interface HttpLoad {
 async function measureOverHttp(context: BenchContext): Promise<ScenarioReport> {
   const server = await startServer({ nodeFlags: context.nodeFlags });
   try {
-    const api = new PaymentsClient(server);
-    context.log(`ledger: ${formatCount(customers)} customer accounts, funded over HTTP`);
-    const book = await openAccounts(api);
-    const random = seededRandom(12);
-    context.log(`ledger: warm-up ${context.scale.warmupSeconds} s`);
-    const warmup = await submitTransfers(api, book, random, context.scale.warmupSeconds);
-    // The warm-up's transfers must be decided before the clock starts, or they would flatter the rate.
-    if (!(await waitDrained(server)).drained) throw new Error(`ledger: the warm-up's transfers were not all decided within ${drainTimeoutMs / 1000} s`);
-    context.log(`ledger: one client alone timing submit → final for ${aloneSeconds[context.scale.name]} s`);
-    const aloneIds: string[] = [];
-    const alone = await sampleFinalLatency(api, book, random, performance.now() + aloneSeconds[context.scale.name] * 1000, aloneIds, 1);
-    const baseline = await waitDrained(server);
-
-    context.log(`ledger: ${connections} connections for ${context.scale.singleSeconds} s, ${latencyClients} of them timing submit → final`);
-    const memory = sampleMemory(server);
-    const cpu = measureCpu(server);
-    const load = await submitTransfers(api, book, random, context.scale.singleSeconds);
-    const cpuNote = cpu.stop();
-    const drained = await waitDrained(server);
-    const peaks = await memory.stop();
-    context.log('ledger: auditing every account and transfer through the API');
-    const audit = await auditApi(api, book, [...book.fundingIds, ...warmup.acceptedIds, ...aloneIds, ...load.acceptedIds], drained.decided);
-    const aloneSettled = settleDelaysMs(aloneIds.map((id) => audit.transfers.get(id)));
-    return httpReport(load, { ...alone, settledMs: aloneSettled }, baseline, drained, audit, [cpuNote, `server RSS max ${formatMb(peaks.rssBytes)}`]);
+    return await measureTransfersOverHttp(context, {
+      api: server, rowPrefix: '', notePrefix: 'ledger http', goalPerSecond: transfersPerSecondGoal, concurrencies: [],
+      waitDrained: () => waitDrained(server),
+      measure() {
+        const memory = sampleMemory(server);
+        const cpu = measureCpu(server);
+        return {
+          async stop() {
+            const cpuNote = cpu.stop();
+            return [cpuNote, `server RSS max ${formatMb((await memory.stop()).rssBytes)}`];
+          },
+        };
+      },
+    });
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * The HTTP phase on `target`: customers funded, a warm-up (drained), one client alone timing submit
+ * → final, then each of `target.concurrencies`, then the load of 64 connections; drained, and every
+ * account and transfer audited through the API.
+ */
+export async function measureTransfersOverHttp(context: BenchContext, target: LedgerHttpTarget): Promise<ScenarioReport> {
+  const api = new PaymentsClient(target.api);
+  const say = (message: string): void => context.log(`${target.notePrefix}: ${message}`);
+  say(`${formatCount(customers)} customer accounts, funded over HTTP`);
+  const book = await openAccounts(api);
+  const random = seededRandom(12);
+  say(`warm-up ${context.scale.warmupSeconds} s`);
+  const warmup = await submitTransfers(api, book, random, context.scale.warmupSeconds);
+  // The warm-up's transfers must be decided before the clock starts, or they would flatter the rate.
+  if (!(await target.waitDrained()).drained) throw new Error(`${target.notePrefix}: the warm-up's transfers were not all decided within ${drainTimeoutMs / 1000} s`);
+  say(`one client alone timing submit → final for ${aloneSeconds[context.scale.name]} s`);
+  const aloneIds: string[] = [];
+  const alone = await sampleFinalLatency(api, book, random, performance.now() + aloneSeconds[context.scale.name] * 1000, aloneIds, 1);
+  const waitingIds: string[] = [];
+  const waiting: WaitingClients[] = [];
+  for (const clients of target.concurrencies) {
+    say(`${clients} clients each timing submit → final, one transfer after another, for ${aloneSeconds[context.scale.name]} s`);
+    const startedMs = performance.now();
+    const samples = await sampleFinalLatency(api, book, random, startedMs + aloneSeconds[context.scale.name] * 1000, waitingIds, clients);
+    waiting.push({ clients, seconds: (performance.now() - startedMs) / 1000, samples });
+  }
+  const baseline = await target.waitDrained();
+
+  say(`${connections} connections for ${context.scale.singleSeconds} s, ${latencyClients} of them timing submit → final`);
+  const measures = target.measure();
+  const load = await submitTransfers(api, book, random, context.scale.singleSeconds);
+  const measured = await measures.stop();
+  const drained = await target.waitDrained();
+  say('auditing every account and transfer through the API');
+  const audit = await auditApi(api, book, [...book.fundingIds, ...warmup.acceptedIds, ...aloneIds, ...waitingIds, ...load.acceptedIds], drained.decided);
+  const aloneSettled = settleDelaysMs(aloneIds.map((id) => audit.transfers.get(id)));
+  return httpReport(target, load, { ...alone, settledMs: aloneSettled }, waiting, baseline, drained, audit, measured);
+}
+
+/** `clients` clients timing submit → final one transfer after another, for `seconds`. */
+interface WaitingClients {
+  readonly clients: number;
+  readonly seconds: number;
+  readonly samples: LatencySamples;
 }
 
 interface Book {
@@ -212,7 +268,7 @@ function loadFailures(load: HttpLoad): number {
   return load.result.non2xx - refusedByPrecheck + load.result.errors + load.result.timeouts + load.latency.errors.length;
 }
 
-interface Drain {
+export interface Drain {
   readonly drained: boolean;
   /** When the server was first seen idle with the ledger caught up (performance.now ms). */
   readonly atMs: number;
@@ -240,7 +296,7 @@ async function waitDrained(server: BenchServer): Promise<Drain> {
 }
 
 /** The sum of metric `name`'s samples whose `label` matches `values` (NaN when there are none). */
-function labelled(text: string, name: string, label: string, values: RegExp): number {
+export function labelled(text: string, name: string, label: string, values: RegExp): number {
   let sum = Number.NaN;
   for (const match of text.matchAll(new RegExp(`^${name}\\{${label}="([^"]*)"\\} ([0-9.e+-]+)$`, 'gm'))) {
     if (values.test(match[1]!)) sum = (Number.isNaN(sum) ? 0 : sum) + Number(match[2]);
@@ -306,9 +362,12 @@ function settleDelaysMs(transfers: Iterable<TransferView | undefined>): number[]
 }
 
 function httpReport(
-  load: HttpLoad, alone: LatencySamples & { readonly settledMs: number[] }, baseline: Drain, drained: Drain, checked: ApiAudit, context: string[],
+  target: LedgerHttpTarget, load: HttpLoad, alone: LatencySamples & { readonly settledMs: number[] }, waiting: readonly WaitingClients[],
+  baseline: Drain, drained: Drain, checked: ApiAudit, context: string[],
 ): ScenarioReport {
-  const scenario = `transfers over HTTP, ${connections} conns`;
+  const prefix = target.rowPrefix;
+  const notePrefix = target.notePrefix;
+  const scenario = `${prefix}transfers over HTTP, ${connections} conns`;
   const seconds = (load.endedMs - load.startedMs) / 1000;
   // Decided by the ledger during the load and its drain: every transfer the server accepted,
   // including requests in flight when the load generator stopped.
@@ -322,28 +381,32 @@ function httpReport(
   const failures = Object.entries(checked.failedByCode).map(([code, count]) => `${code} ${formatCount(count)}`).join(', ') || 'none';
   return {
     rows: [
-      row(scenario, `≥ ${formatCount(transfersPerSecondGoal)} transfers/s applied`, `${formatCount(applied)} transfers/s end to end`,
-        failed || !drained.drained || !checked.audit.holds() ? 'error' : atLeast(applied, transfersPerSecondGoal)),
+      row(scenario, target.goalPerSecond === null ? '(transfers/s applied)' : `≥ ${formatCount(target.goalPerSecond)} transfers/s applied`, `${formatCount(applied)} transfers/s end to end`,
+        failed || !drained.drained || !checked.audit.holds() ? 'error' : target.goalPerSecond === null ? 'info' : atLeast(applied, target.goalPerSecond)),
       row(scenario, '(202s)', `${formatCount(load.acceptedIds.length / seconds)} accepted/s, ${formatCount(refused / seconds)} refused/s (402), p99 ${formatMs(load.result.latency.p99)}/request`, 'info'),
       row(scenario, 'submit → final status', `p50 ${formatMs(quantile(finalMs, 0.5))}, p99 ${formatMs(quantile(finalMs, 0.99))} (${formatCount(finalMs.length)} samples)`,
         load.latency.undecided > 0 ? 'miss' : 'info'),
-      row('transfers over HTTP, 1 client alone', 'submit → final status',
+      row(`${prefix}transfers over HTTP, 1 client alone`, 'submit → final status',
         `p50 ${formatMs(quantile(alone.finalMs, 0.5))}, p99 ${formatMs(quantile(alone.finalMs, 0.99))} (${formatCount(alone.finalMs.length)} samples; ` +
         `server created → settled p50 ${formatMs(quantile(alone.settledMs, 0.5))}, p99 ${formatMs(quantile(alone.settledMs, 0.99))})`,
         alone.errors.length > 0 ? 'error' : alone.undecided > 0 ? 'miss' : 'info'),
+      ...waiting.map(({ clients, seconds, samples }) => row(`${prefix}transfers over HTTP, ${clients} clients waiting`, 'submit → final status',
+        `p50 ${formatMs(quantile(samples.finalMs, 0.5))}, p99 ${formatMs(quantile(samples.finalMs, 0.99))}; ${formatCount(samples.finalMs.length / seconds)} decided/s ` +
+        `(${formatCount(samples.finalMs.length)} samples${samples.refused > 0 ? `, ${formatCount(samples.refused)} refused 402` : ''})`,
+        samples.errors.length > 0 ? 'error' : samples.undecided > 0 ? 'miss' : 'info')),
       row(scenario, 'invariants afterwards (via the API)', checked.audit.summary('all final, balances = their succeeded transfers'), checked.audit.holds() ? 'pass' : 'error'),
     ],
     notes: [
-      `ledger http: ${formatCount(load.acceptedIds.length)} transfers accepted and ${formatCount(refused)} refused by the pre-check (402 insufficient_funds) in ${seconds.toFixed(1)} s; ` +
+      `${notePrefix}: ${formatCount(load.acceptedIds.length)} transfers accepted and ${formatCount(refused)} refused by the pre-check (402 insufficient_funds) in ${seconds.toFixed(1)} s; ` +
         `${formatCount(decided)} decided (with requests in flight at the stop), the last ${((drained.atMs - load.endedMs) / 1000).toFixed(1)} s after the load stopped` +
         `${drained.drained ? '' : ` — NOT ALL DECIDED within ${drainTimeoutMs / 1000} s`}` +
         `${failed ? `; FAILURES: ${[failureText(load.result), ...load.latency.errors.slice(0, 3)].filter(Boolean).join(' ')}` : ''}` +
         `${alone.errors.length > 0 ? `; FAILURES of the client alone: ${alone.errors.slice(0, 3).join(' ')}` : ''}`,
-      `ledger http: over the whole run (funding and warm-up too) ${formatCount(checked.succeeded)} transfers succeeded, failed: ${failures} (the ledger's re-check catching what the pre-check let through)`,
-      `ledger http: submit → final with ?wait_ms=${finalWaitMs} from ${latencyClients} clients (the server polls the transfer every 2–20 ms: up to 20 ms of it is the poll), ` +
+      `${notePrefix}: over the whole run (funding and warm-up too) ${formatCount(checked.succeeded)} transfers succeeded, failed: ${failures} (the ledger's re-check catching what the pre-check let through)`,
+      `${notePrefix}: submit → final with ?wait_ms=${finalWaitMs} from ${latencyClients} clients (the server polls the transfer every 2–20 ms: up to 20 ms of it is the poll), ` +
         `${load.latency.undecided} undecided after ${finalWaitMs / 1000} s; created_at → settled_at on the server for all ${formatCount(loadSettled.length)} transfers of the load: ` +
         `p50 ${formatMs(quantile(loadSettled, 0.5))}, p99 ${formatMs(quantile(loadSettled, 0.99))}`,
-      `ledger http: ${context.join('; ')}`,
+      `${notePrefix}: ${context.join('; ')}`,
     ],
   };
 }
