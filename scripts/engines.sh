@@ -277,7 +277,11 @@ start_kafka() {
   mapfile -t properties < <(kafka_system_properties)
   if [ ! -f "$data_dir/kafka/meta.properties" ]; then
     # cluster id: 16 random bytes in unpadded base64url, the format of Kafka's Uuid
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # (drawn again while it starts with '-': the tool's argument parser would take it for an option)
+    cluster_id="-"
+    while [ "${cluster_id#-}" != "$cluster_id" ]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     "$java" -Xmx256m "${properties[@]}" -cp "$kafka_lib/*" kafka.tools.StorageTool format \
       --cluster-id "$cluster_id" --config "$conf_dir/kafka-server.properties" --ignore-formatted \
       >"$logs_dir/kafka-format.log" 2>&1 ||
