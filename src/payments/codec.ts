@@ -13,6 +13,8 @@ export const transferRequestedTopic = transferTopics.requested;
 export const transferSucceededTopic = transferTopics.succeeded;
 export const transferFailedTopic = transferTopics.failed;
 export const ledgerGroup = 'ledger';
+/** The ledger store's name for the command stream it settles (its offsets are kept per partition). */
+export const ledgerStream = `${ledgerGroup}:${transferRequestedTopic}`;
 
 /** The `.failed` code of a command whose transfer id is taken by another payload: refused, nothing stored. */
 export const transferIdReusedCode = 'transfer_id_reused';

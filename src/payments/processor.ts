@@ -20,10 +20,9 @@ import { limits } from '../core/limits.ts';
 import { asTransient, TransientError, type HandleContext, type HandleResult, type Processor } from '../runtime/processor.ts';
 import { failedReply, handlerFailedCode, invalidFormatCode, requestRef } from '../runtime/request-reply.ts';
 import {
-  decodeTransferCommand, encodeReusedIdReply, encodeTransferReply, ledgerGroup, transferFailedTopic, transferRequestedTopic, transferSucceededTopic,
+  decodeTransferCommand, encodeReusedIdReply, encodeTransferReply, ledgerGroup, ledgerStream, transferFailedTopic, transferRequestedTopic, transferSucceededTopic,
 } from './codec.ts';
 
-export const ledgerStream = `${ledgerGroup}:${transferRequestedTopic}`;
 
 /** How the commands of one handled batch ended. */
 export interface LedgerCounts {

@@ -5,10 +5,10 @@
 // spares the client a transfer that would certainly fail.
 import { TallyError } from '../core/errors.ts';
 import { limits } from '../core/limits.ts';
-import { LogUnavailableError, type EventLog } from '../core/ports/event-log.ts';
+import { LogUnavailableError, type EventLog, type LogPosition } from '../core/ports/event-log.ts';
 import type { LedgerStore } from '../core/ports/ledger-store.ts';
 import type { Transfer, TransferCommand } from '../core/payments/ledger.ts';
-import { encodeTransferCommand, transferRequestedTopic } from './codec.ts';
+import { encodeTransferCommand, ledgerStream, transferRequestedTopic } from './codec.ts';
 import { accountIdPattern, type TransferInput } from './requests.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,13 +44,14 @@ export class TransferDesk {
    * log and will be decided. A log that refuses is 503 log_unavailable — never a 202 it cannot keep.
    */
   async submit(command: TransferCommand): Promise<void> {
+    let position: LogPosition;
     try {
-      await this.#log.append(transferRequestedTopic, [{ key: command.fromAccountId, value: encodeTransferCommand(command) }]);
+      [position] = (await this.#log.append(transferRequestedTopic, [{ key: command.fromAccountId, value: encodeTransferCommand(command) }])) as [LogPosition];
     } catch (error) {
       if (error instanceof LogUnavailableError) throw new TallyError('log_unavailable');
       throw error;
     }
-    await this.#ledger.recordPending(command);
+    await this.#ledger.recordPending(command, { stream: ledgerStream, partition: position.partition });
   }
 
   /** The transfer once it is decided, or as it is when waitMs runs out (null: unknown). */

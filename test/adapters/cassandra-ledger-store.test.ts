@@ -182,6 +182,23 @@ if (missing) {
         assert.equal(total, 0n, 'the sum of balances stays zero');
       }));
 
+    test('a pending record that names its partition is that partition\'s claim: it settles there and nowhere else', () =>
+      withKeyspace(async (session) => {
+        const store = await CassandraLedgerStore.open({ session });
+        await openAccounts(store, ['a', 'b'], 1000n);
+        const command = makeCommand('t_api', 'a', 'b', 100n);
+        await store.recordPending(command, { stream, partition: 3 });
+        assert.equal((await store.getTransfer(merchant, 't_api'))?.status, 'pending');
+        // The same command reaching another partition (a wrongly keyed producer) is refused there.
+        const [elsewhere] = await store.settle(batchOf(4, 0, [command]));
+        assert.equal(elsewhere?.kind, 'conflict');
+        const [home] = await store.settle(batchOf(3, 0, [command]));
+        assert.equal(home?.kind, 'succeeded');
+        assert.deepEqual([await balanceOf(store, 'a'), await balanceOf(store, 'b')], [900n, 1100n]);
+        const listed = await store.listAccountTransfers({ merchantId: merchant, accountId: 'b', limit: 10 });
+        assert.deepEqual(listed.items.map((transfer) => [transfer.id, transfer.status]), [['t_fund_b', 'succeeded'], ['t_api', 'succeeded']], 'one requestedMs: newest first ties by id, descending');
+      }));
+
     test('one transfer id on two partitions with two payloads is applied once, even while the first is undecided', () =>
       withKeyspace(async (session) => {
         // Partition 1 holds the id and stops before its writes; partition 2 meets the id undecided.

@@ -10,7 +10,7 @@ import { randomInteger, seededRandom } from '../../src/adapters/memory/prng.ts';
 import { samePayload, type TransferCommand } from '../../src/core/payments/ledger.ts';
 import type { AppendRecord, EventLog } from '../../src/core/ports/event-log.ts';
 import { encodeTransferCommand, ledgerGroup, transferRequestedTopic } from '../../src/payments/codec.ts';
-import { ledgerStream } from '../../src/payments/processor.ts';
+import { ledgerStream } from '../../src/payments/codec.ts';
 import { auditLedger, auditReplies, type LedgerAudit } from './ledger-audit.ts';
 import type { LedgerDeployment, LedgerMember } from './ledger-deployments.ts';
 import { readCommandRecords } from './ledger.ts';

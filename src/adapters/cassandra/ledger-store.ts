@@ -41,11 +41,11 @@
 import { TallyError } from '../../core/errors.ts';
 import type { Account, Entry, Transfer, TransferCommand } from '../../core/payments/ledger.ts';
 import { assertCommand, assertNewAccount, assertPageRequest, assertSettleBatch, unknownCursor } from '../../core/ports/ledger-store-rules.ts';
-import type { IdempotencyRecord, LedgerStore, Page, PageRequest, SettleBatch } from '../../core/ports/ledger-store.ts';
+import type { IdempotencyRecord, LedgerSource, LedgerStore, Page, PageRequest, SettleBatch } from '../../core/ports/ledger-store.ts';
 import type { Decision } from '../../core/payments/ledger.ts';
 import { conditionalWrite, longOf, readAll, readSerial, requestsInFlightMax } from './cql.ts';
 import type { CassandraSession } from './session.ts';
-import { LedgerBatches, type LedgerFaults } from './ledger/batches.ts';
+import { LedgerBatches, sourceName, type LedgerFaults } from './ledger/batches.ts';
 
 export type { LedgerFaults, LedgerStep } from './ledger/batches.ts';
 import { orderEntries, type StoredEntry } from './ledger/entry-order.ts';
@@ -142,15 +142,19 @@ export class CassandraLedgerStore implements LedgerStore {
     return { items: items.slice(0, request.limit), hasMore: items.length > request.limit };
   }
 
-  async recordPending(command: TransferCommand): Promise<void> {
+  async recordPending(command: TransferCommand, appendedTo?: LedgerSource): Promise<void> {
     this.#assertOpen();
     assertCommand(command);
     // The index rows first: an index row of a transfer that was never recorded shows nothing.
     await this.#writeIndex(command);
     // IF NOT EXISTS: the first record of an id holds it; a known id (pending or final) is left alone.
-    // A timed-out insert needs no read-back: either way the id is held by whoever was first.
-    await conditionalWrite(this.#session, `INSERT INTO ${this.#table('ledger_transfers')} (id, ${payloadColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-      [command.id, ...commandValues(command)]);
+    // Knowing the partition the command went to, the record is that partition's claim as well, so
+    // settling it needs no lightweight transaction of its own. A timed-out insert needs no
+    // read-back: either way the id is held by whoever was first.
+    const claimSource = appendedTo ? sourceName(appendedTo) : null;
+    await conditionalWrite(this.#session,
+      `INSERT INTO ${this.#table('ledger_transfers')} (id, ${payloadColumns}, claim_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+      [command.id, ...commandValues(command), claimSource]);
   }
 
   async getTransfer(merchantId: string, transferId: string): Promise<Transfer | null> {

@@ -30,6 +30,13 @@ export interface IdempotencyRecord {
   readonly createdMs: number;
 }
 
+/** A log partition of a consumer group's stream: where commands are settled in order. */
+export interface LedgerSource {
+  /** Consumer group and topic, e.g. 'ledger:payments.transfer.requested'. */
+  readonly stream: string;
+  readonly partition: number;
+}
+
 export interface SettleBatch {
   /** Consumer group and topic, e.g. 'ledger:payments.transfer.requested'. */
   readonly stream: string;
@@ -52,8 +59,12 @@ export interface LedgerStore {
   /** Oldest first (by creation, then id). */
   listAccounts(request: PageRequest): Promise<Page<Account>>;
 
-  /** Records a transfer the API accepted, as pending, unless the id is known (never downgrades). */
-  recordPending(command: TransferCommand): Promise<void>;
+  /**
+   * Records a transfer the API accepted, as pending, unless the id is known (never downgrades).
+   * `appendedTo` says which stream and log partition will settle it (the API appended it there):
+   * a store whose settle must claim each id (Cassandra) claims it here for that partition at once.
+   */
+  recordPending(command: TransferCommand, appendedTo?: LedgerSource): Promise<void>;
   getTransfer(merchantId: string, transferId: string): Promise<Transfer | null>;
   /** Transfers that debit or credit the account (pending, failed and succeeded), newest first by requestedMs, then id. */
   listAccountTransfers(request: PageRequest & { readonly accountId: string }): Promise<Page<Transfer>>;

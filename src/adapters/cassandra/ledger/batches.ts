@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { TallyError } from '../../../core/errors.ts';
 import { decideTransfers, samePayload, type Account, type Decision, type Transfer, type TransferCommand } from '../../../core/payments/ledger.ts';
-import { LedgerConflictError, type SettleBatch } from '../../../core/ports/ledger-store.ts';
+import { LedgerConflictError, type LedgerSource, type SettleBatch } from '../../../core/ports/ledger-store.ts';
 import { conditionalWrite, longOf, readAll, readSerial, requestsInFlightMax } from '../cql.ts';
 import type { CassandraSession, Row } from '../session.ts';
 import { accountFromRows, commandValues, long, payloadColumns, transferFromRow, varint, type AccountState, type TransferRow } from './rows.ts';
@@ -44,6 +44,11 @@ type IdClaim =
   /** Another payload (or another log partition) holds the id: the command is refused. */
   | { readonly kind: 'foreign'; readonly holder: Transfer };
 
+/** The name of a log partition's rows and claims: 'ledger:payments.transfer.requested/3'. */
+export function sourceName(source: LedgerSource): string {
+  return `${source.stream}/${source.partition}`;
+}
+
 /** Where tests stop a settle to play a crash (throw) or a slow zombie (wait) between two steps. */
 export type LedgerStep = 'claimed' | 'applied';
 
@@ -73,7 +78,7 @@ export class LedgerBatches {
 
   async settle(batch: SettleBatch): Promise<Decision[]> {
     const { stream, partition } = batch;
-    const source = `${stream}/${partition}`;
+    const source = sourceName(batch);
     // A quorum read is enough to refuse early (the claim's LWT below is what decides); only a
     // pending batch needs the SERIAL read, which completes any round in flight before finishing it.
     const row = (await this.#partitionRow(stream, partition, false)) ?? (await this.#createPartitionRow(stream, partition));
@@ -320,7 +325,8 @@ export class LedgerBatches {
 
 function classify(stored: TransferRow, command: TransferCommand, source: string): IdClaim {
   if (stored.transfer.status !== 'pending') return { kind: 'decided', transfer: stored.transfer };
-  // Claimed here before (an attempt that died before its batch was claimed): still ours.
+  // Claimed for this partition before: by the API's pending record (which wrote the index rows),
+  // or by an attempt here that died before its batch was claimed. Still ours either way.
   if (stored.claimSource === source && samePayload(stored.transfer, command)) return { kind: 'ours', indexed: false };
   return { kind: 'foreign', holder: stored.transfer };
 }
