@@ -1,26 +1,28 @@
 // Scenario "distributed-ledger": the payments ledger on Kafka + Cassandra (Redis for the query
 // cache, unused here), one fresh installation per run (bench/distributed.ts). Phases:
-//  1. Backlog drain: accounts created in the Cassandra ledger store, then transfer commands appended
-//     to `payments.transfer.requested` (the API's codec, keyed by the debited account) with no
-//     processor running, then drained: first by the LedgerProcessor on a ProcessorRuntime in the
-//     bench's own process with polls of at most 2,000 commands (the ledger alone: no analytics
-//     beside it), then by ONE `tally processor` process, and (if that drained) another backlog by
-//     TWO (one consumer group): transfers applied per second, without HTTP. The in-process drain
-//     exists because a `tally processor` polls up to 20,000 commands and appends their replies in
-//     one produce request, which Kafka refuses once it passes message.max.bytes — retried for ever
-//     (see docs/benchmarks.md); a stalled drain is reported and finished in process.
+//  1. Backlog drains by `tally processor` processes, without HTTP. Accounts are created in the
+//     Cassandra ledger store, then transfer commands appended to `payments.transfer.requested` (the
+//     API's codec, keyed by the debited account; no pending record, so the ledger claims each id
+//     itself) and drained (see DrainMode): the funding, then a backlog of random transfers, by ONE
+//     process started after them (catching up after an outage); then another backlog of the same
+//     size by ONE, and another by TWO processes (one consumer group) that joined before it was
+//     appended: transfers applied per second, the 2-vs-1 ratio, the Cassandra CPU per transfer.
 //     Every customer holds 1,000,000, so every transfer succeeds (as in the embedded settle phase).
-//     Afterwards, from the store and the log: balances sum to 0, no account without overdraft below
-//     0 at any entry, every balance the replay of its entries, one debit and one credit per
-//     transfer, and every command answered exactly by one decision (replies read back from
-//     `.succeeded` / `.failed`, matched by position).
+//     A drain that commits nothing for 60 s fails the phase: the processors are stuck.
 //  2. HTTP: `tally query` (the payments API) and a fresh `tally processor`; the embedded scenario's
 //     phase 2 (bench/scenarios/ledger.ts, measureTransfersOverHttp) plus submit → final at a few
 //     concurrencies: 1,000 customers funded over HTTP, one client alone, then 4, 16 and 64 clients
 //     waiting for each transfer's outcome, then 64 connections of random transfers. Applied is end
 //     to end: until the query process is idle and the ledger group has committed every command.
+// After every drain and after the HTTP phase, the invariants from the store and the log (every
+// merchant so far): each merchant's balances sum to 0 (what they were: all accounts opened at 0), no
+// account without overdraft below 0 at any entry, every balance the replay of its entries, one debit
+// and one credit per transfer, and every command answered by exactly one decision (replies read back
+// from `.succeeded` / `.failed`, matched by position; copies must agree), succeeded exactly for the
+// transfers that have entries. The HTTP phase also audits through the API.
 // No target: the issue asks to measure and report (the embedded target is ≥ 20,000/s).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Admin } from '@platformatic/kafka';
 import { randomInteger, seededRandom } from '../../src/adapters/memory/prng.ts';
 import { loadConfig } from '../../src/config/config.ts';
@@ -29,13 +31,11 @@ import { limits } from '../../src/core/limits.ts';
 import type { Account, TransferCommand } from '../../src/core/payments/ledger.ts';
 import type { LedgerStore } from '../../src/core/ports/ledger-store.ts';
 import type { ConsumedRecord, EventLog } from '../../src/core/ports/event-log.ts';
-import { LedgerProcessor } from '../../src/payments/processor.ts';
-import { ProcessorRuntime } from '../../src/runtime/processor-runtime.ts';
 import {
   decodeTransferReply, encodeTransferCommand, ledgerGroup, transferFailedTopic, transferRequestedTopic, transferSucceededTopic,
 } from '../../src/payments/codec.ts';
 import { Audit, twoDistinct } from '../ledger-settle.ts';
-import { createMerchant, metricValue, startServer, adminToken, type BenchServer, type MerchantKeys, type ServerOptions } from '../server.ts';
+import { createMerchant, readCpuSeconds, startServer, adminToken, metricValue, type BenchServer, type MerchantKeys, type ServerOptions } from '../server.ts';
 import { asMerchant, createInstallation, measureCpuShares, steadyRate, type CaughtUp, type Installation } from '../distributed.ts';
 import { formatCount, row, type BenchContext, type Row, type ScaleName, type ScenarioReport } from '../report.ts';
 import { labelled, measureTransfersOverHttp, type Drain } from './ledger.ts';
@@ -52,20 +52,16 @@ const backlogSizes: Readonly<Record<ScaleName, { readonly customers: number; rea
 const fundingAccounts = 10;
 const customerFunding = 1_000_000n;
 const amountMax = 5_000;
-/** Commands per append (one Kafka produce request each). */
+/** Commands per append (the log splits an append into produce requests as it needs). */
 const appendChunk = 1_000;
 /** Concurrent store calls while creating accounts and auditing (not measured). */
 const storeLanes = 32;
 const progressPollMs = 100;
 const progressLogMs = 10_000;
-/** A backlog drain that commits nothing for this long is stuck (a batch of 2,000 takes seconds): stop waiting. */
+/** A drain that commits nothing for this long is stuck (a poll of 20,000 commands takes 10–20 s here): the phase fails. */
 const stallTimeoutMs = 60_000;
-/** Commands per poll of the in-process drain: their replies and payment events stay well under Kafka's 1 MB per produce. */
-const inProcessPollRecordsMax = 2_000;
 const drainTimeoutMsMax = 30 * 60_000;
 const groupSettleTimeoutMs = 60_000;
-/** The steady rate runs from the group settling until this share of the backlog is done (no tail). */
-const steadyTo = 0.9;
 /** Clients waiting for each outcome in the HTTP phase, after the client alone. */
 const waitingConcurrencies = [4, 16, 64];
 
@@ -92,16 +88,19 @@ export async function runDistributedLedger(context: BenchContext): Promise<Scena
   process.once('SIGTERM', interrupted);
   const rows: Row[] = [];
   const notes: string[] = [`distributed ledger: installation ${installation.name} (removed afterwards); ${commandPartitions} command partitions, replication 1`];
-  const record = async (name: string, phase: () => Promise<ScenarioReport>): Promise<void> => {
-    if (interruption.signal.aborted) return;
+  /** Runs a phase; false when it failed (its error is a row) or the run was interrupted. */
+  const record = async (name: string, phase: () => Promise<ScenarioReport>): Promise<boolean> => {
+    if (interruption.signal.aborted) return false;
     try {
       const done = await phase();
       rows.push(...done.rows);
       notes.push(...done.notes);
+      return true;
     } catch (error) {
       const message = interruption.signal.aborted ? 'interrupted' : error instanceof Error ? error.message : String(error);
       if (!interruption.signal.aborted) context.log(`distributed ledger ${name} failed: ${error instanceof Error ? (error.stack ?? message) : message}`);
-      rows.push(row(`distributed ledger: ${name}`, '-', message.split('\n')[0]!.slice(0, 120), 'error'));
+      rows.push(row(`distributed ledger: ${name}`, '-', message.split('\n')[0]!.slice(0, 160), 'error'));
+      return false;
     }
   };
   // The bench's own view of the installation: the ledger store (accounts, audit) and the log (commands, progress, replies).
@@ -114,9 +113,11 @@ export async function runDistributedLedger(context: BenchContext): Promise<Scena
     try {
       // `tally query` serves the admin API (merchants) and, in phase 2, the payments API.
       const query = await start({ command: 'query' });
-      const rig: Rig = { context, installation, ledger, log, admin, start, signal: interruption.signal, processorKeys: query.keys };
-      await record('backlog', () => backlogDrains(rig, query, size));
-      await record('http', () => overHttp(rig, query));
+      const rig: Rig = { context, installation, ledger, log, admin, start, signal: interruption.signal, processorKeys: query.keys, merchants: [] };
+      const drained = await record('backlog', () => backlogDrains(rig, query, size));
+      // Stuck processors would leave the HTTP phase a ledger that never answers: its figures would say nothing.
+      if (drained) await record('http', () => overHttp(rig, query));
+      else if (!interruption.signal.aborted) rows.push(row('distributed ledger: http', '-', 'not run: the backlog phase failed', 'error'));
     } finally {
       await admin.close().catch(() => {});
     }
@@ -143,10 +144,12 @@ interface Rig {
   readonly signal: AbortSignal;
   /** Keys handed to `tally processor` children (they create no merchant). */
   readonly processorKeys: MerchantKeys;
+  /** Every merchant with ledger accounts so far, and how many accounts it should list (null: whatever the API created). */
+  readonly merchants: { readonly merchantId: string; readonly accounts: number | null }[];
   start(options: ServerOptions): Promise<BenchServer>;
 }
 
-// ---- Phase 1: backlog drains by the ledger processor(s) ----
+// ---- Phase 1: backlog drains by `tally processor` processes ----
 
 interface BacklogBook {
   readonly merchantId: string;
@@ -164,6 +167,7 @@ async function backlogDrains(rig: Rig, query: BenchServer, size: { customers: nu
     fundingIds: Array.from({ length: fundingAccounts }, () => `acct_${randomUUID()}`),
     nextCommand: 0,
   };
+  rig.merchants.push({ merchantId: book.merchantId, accounts: size.customers + fundingAccounts });
   context.log(`distributed ledger: ${formatCount(size.customers)} customer and ${fundingAccounts} funding accounts, created in the store`);
   const createdMs = Date.now();
   const newAccount = (id: string, allowOverdraft: boolean): Account =>
@@ -173,54 +177,47 @@ async function backlogDrains(rig: Rig, query: BenchServer, size: { customers: nu
   await inLanes(all.length, storeLanes, (index) => ledger.createAccount(all[index]!));
   const accountsSeconds = (performance.now() - accountsStartedMs) / 1000;
 
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const audited = async (after: string): Promise<void> => {
+    context.log(`distributed ledger: auditing the store (every account's entries) and the replies after ${after}`);
+    const { audit, detail } = await auditLedger(rig);
+    rows.push(row(`distributed ledger: after ${after}`, 'invariants (store + replies)', audit.summary(detail), audit.holds() ? 'pass' : 'error'));
+  };
+
   // Funding: each customer gets 1,000,000 from one of ten funding accounts (hot accounts, few keys:
   // not measured as the backlog, reported as a note).
-  const funding = await appendCommands(rig, book, book.customerIds.map((to, index) => [book.fundingIds[index % fundingAccounts]!, to, customerFunding]));
-  const funded = await drainInProcess(rig, funding);
-  const notes = [
-    `distributed ledger backlog: ${formatCount(all.length)} accounts created in ${accountsSeconds.toFixed(1)} s (${storeLanes} at once); ` +
-      `funding: ${formatCount(funding.commands)} commands from ${fundingAccounts} accounts appended at ${formatCount(funding.perSecond)}/s, drained ${funded.label}: ${drainText(funded)}`,
-  ];
-  const rows: Row[] = [];
+  const funding = () => appendCommands(rig, book, book.customerIds.map((to, index) => [book.fundingIds[index % fundingAccounts]!, to, customerFunding]));
+  const funded = await drain(rig, 1, funding, 'catch-up');
+  notes.push(`distributed ledger backlog: ${formatCount(all.length)} accounts created in ${accountsSeconds.toFixed(1)} s (${storeLanes} at once); ` +
+    `funding: ${formatCount(funded.appended.commands)} commands from ${fundingAccounts} accounts appended at ${formatCount(funded.appended.perSecond)}/s, drained by ${funded.label}: ${drainText(funded)}`);
+  await audited('the funding');
+
   const random = seededRandom(21);
-  const backlog = async (): Promise<Appended> => {
+  /** Draws a backlog now; the drain appends it when its processes are ready for it (DrainMode). */
+  const backlog = (): (() => Promise<Appended>) => {
     const transfers = Array.from({ length: size.commands }, (): [string, string, bigint] => {
       const [from, to] = twoDistinct(random, book.customerIds.length);
       return [book.customerIds[from]!, book.customerIds[to]!, BigInt(randomInteger(random, 1, amountMax + 1))];
     });
-    context.log(`distributed ledger: appending ${formatCount(size.commands)} random transfer commands with no processor running`);
-    return appendCommands(rig, book, transfers);
+    return () => {
+      context.log(`distributed ledger: appending ${formatCount(size.commands)} random transfer commands`);
+      return appendCommands(rig, book, transfers);
+    };
   };
-  const drainRow = (drained: DrainResult): Row => row(`distributed ledger: backlog drain, ${drained.label}`, '(transfers/s applied)',
-    drained.caught.caughtUp ? `${formatCount(drained.steady)} steady; ${formatCount(drained.whole)} from start to drained` : `STALLED after ${formatCount(drained.caught.processed - drained.processedBefore)} commands`,
-    drained.caught.caughtUp ? 'info' : 'error');
-
-  const inProcess = await drainInProcess(rig, await backlog());
-  rows.push(drainRow(inProcess));
-  notes.push(`distributed ledger backlog, ${inProcess.label}: ${formatCount(inProcess.appended.commands)} commands appended at ${formatCount(inProcess.appended.perSecond)}/s; ${drainText(inProcess)}`);
-  const children: DrainResult[] = [];
-  for (const processes of [1, 2]) {
-    if (rig.signal.aborted) break;
-    const drained = await drain(rig, processes, await backlog());
-    children.push(drained);
-    rows.push(drainRow(drained));
+  const drains: DrainResult[] = [];
+  for (const [processes, mode] of [[1, 'catch-up'], [1, 'joined first'], [2, 'joined first']] as const) {
+    if (rig.signal.aborted) throw new Error('interrupted');
+    const drained = await drain(rig, processes, backlog(), mode);
+    drains.push(drained);
+    rows.push(row(`distributed ledger: backlog drain, ${drained.label}`, '(transfers/s applied)',
+      `${formatCount(drained.perSecond)}${drained.fromSpawn === null ? '' : ` from the group settling (${formatCount(drained.fromSpawn)} from spawning)`}; ` +
+      `Cassandra ${drained.cassandraMsPerTransfer.toFixed(2)} ms CPU/transfer; ${drained.batches}`, 'info'));
     notes.push(`distributed ledger backlog, ${drained.label}: ${formatCount(drained.appended.commands)} commands appended at ${formatCount(drained.appended.perSecond)}/s; ${drainText(drained)}`);
-    if (!drained.caught.caughtUp) {
-      // What is left is drained in process, so that the audit and the HTTP phase start from an idle ledger.
-      const rest = await drainInProcess(rig, { commands: drained.caught.appended - drained.caught.processed, perSecond: Number.NaN });
-      notes.push(`distributed ledger backlog: the stalled ${drained.label} left ${formatCount(drained.caught.appended - drained.caught.processed)} commands; ` +
-        `the in-process drain finished them: ${drainText(rest)}`);
-      break;
-    }
+    await audited(`the drain by ${drained.label}`);
   }
-  const [one, two] = children;
-  if (one?.caught.caughtUp && two?.caught.caughtUp) {
-    rows.push(row('distributed ledger: backlog drain, 2 vs 1 tally processor', '(ratio, one consumer group)', `${(two.steady / one.steady).toFixed(2)}× steady`, 'info'));
-  }
-  context.log('distributed ledger: auditing the store (every account\'s entries) and the replies');
-  const audit = await auditBacklog(rig, book);
-  notes.push(`distributed ledger backlog invariants: ${audit.summary}`);
-  rows.push(row('distributed ledger: backlog', 'invariants afterwards (store + replies)', audit.audit.summary(audit.detail), audit.audit.holds() ? 'pass' : 'error'));
+  const [, one, two] = drains as [DrainResult, DrainResult, DrainResult];
+  rows.push(row('distributed ledger: backlog drain, 2 vs 1 tally processor', '(ratio, one consumer group, joined first)', `${(two.perSecond / one.perSecond).toFixed(2)}×`, 'info'));
   return { rows, notes };
 }
 
@@ -245,102 +242,140 @@ async function appendCommands(rig: Rig, book: BacklogBook, transfers: readonly (
   return { commands: transfers.length, perSecond: transfers.length / ((performance.now() - startedMs) / 1000) };
 }
 
+/**
+ * How a drain starts. catch-up: the backlog is appended with no processor running, then the processes
+ * are spawned — a processor catching up after an outage (the first to join polls 20,000 commands
+ * before a second one has joined, and a rebalance waits for that batch: fine for one process, not a
+ * fair measure of two). joined first: the processes are spawned and their group settles (each owning
+ * partitions), then the backlog is appended (~75× faster than it drains), so every process has its
+ * share of the partitions from its first poll.
+ */
+type DrainMode = 'catch-up' | 'joined first';
+
 interface DrainResult {
-  /** Who drained: '1 tally processor', 'in process (polls ≤ 2,000)'. */
+  /** '1 tally processor, catch-up', '2 tally processors, joined first'. */
   readonly label: string;
   readonly appended: Appended;
-  /** Commands the group had committed before the drain. */
-  readonly processedBefore: number;
-  readonly caught: CaughtUp;
-  /** Transfers/s from the group settling (every process owning partitions) until 90% were done. */
-  readonly steady: number;
-  /** Transfers/s from spawning the processes (starting the runtime) until the group committed the last command. */
-  readonly whole: number;
+  /**
+   * Transfers/s applied until the group committed the last command: from the group owning the
+   * partitions (catch-up), or from the first append (joined first).
+   */
+  readonly perSecond: number;
+  /** catch-up: transfers/s from spawning the processes; null when joined first. */
+  readonly fromSpawn: number | null;
+  /** From spawning (catch-up) or the first append (joined first) to drained. */
+  readonly seconds: number;
+  /** From spawning until every process owned partitions; null: not within 60 s (catch-up only: joined first fails). */
   readonly settledAfterMs: number | null;
-  /** performance.now() when the processes were spawned. */
-  readonly spawnedMs: number;
+  /** Cassandra's CPU (all its threads) over the drain, per command drained (NaN: its pid is unknown). */
+  readonly cassandraMsPerTransfer: number;
+  /** The processes' CPU over the drain (their start-up left out), per command drained. */
+  readonly processorsMsPerTransfer: number;
   readonly cpu: string;
-  /** The processes' ledger counters: succeeded, failed, replayed. */
+  /** The ledger runtime's batches: how many, their mean size and duration. */
+  readonly batches: string;
+  /** The processes' ledger counters (succeeded, failed, replayed) and retries. */
   readonly counted: string;
 }
 
-/** Starts `processes` `tally processor` children, waits until the ledger group committed every command, stops them. */
-async function drain(rig: Rig, processes: number, appended: Appended): Promise<DrainResult> {
+/**
+ * Drains a backlog (appended by `append`) with `processes` `tally processor` children, in `mode`;
+ * stops them. Throws when the group commits nothing for 60 s (or in 30 minutes has not finished):
+ * the processes are stuck, and the error says how far they got and how often they retried.
+ */
+async function drain(rig: Rig, processes: number, append: () => Promise<Appended>, mode: DrainMode): Promise<DrainResult> {
   const { context } = rig;
-  context.log(`distributed ledger: ${processes} processor process(es) draining ${formatCount(appended.commands)} commands`);
+  const label = `${processes} tally processor${processes > 1 ? 's' : ''}, ${mode}`;
+  let appended: Appended | null = mode === 'catch-up' ? await append() : null;
+  context.log(`distributed ledger: ${label}${appended ? `: draining ${formatCount(appended.commands)} commands` : ''}`);
   const before = await ledgerProgress(rig.log);
-  const startedMs = performance.now();
+  const cassandraBeforeSpawn = cassandraCpu();
+  const spawnedMs = performance.now();
   const processors = await Promise.all(Array.from({ length: processes }, () => rig.start({ command: 'processor', keys: rig.processorKeys })));
   try {
-    const cpu = measureCpuShares(new Map(processors.map((processor, index) => [`processor ${index + 1}`, processor])));
     const settling = new AbortController();
     const settled = waitLedgerGroup(rig, processes, settling.signal);
+    let startedMs = spawnedMs;
+    let cassandra = cassandraBeforeSpawn;
+    if (mode === 'joined first') {
+      if ((await settled) === null) throw new Error(`${label}: the ledger group did not settle with ${processes} members owning partitions within ${groupSettleTimeoutMs / 1000} s`);
+      context.log(`distributed ledger: ${label}: group settled; appending the backlog`);
+      cassandra = cassandraCpu();
+      startedMs = performance.now();
+    }
+    const cpu = measureCpuShares(new Map(processors.map((processor, index) => [`processor ${index + 1}`, processor])));
+    const processorCpuBefore = processors.reduce((sum, processor) => sum + processor.cpuSeconds(), 0);
+    appended ??= await append();
     const caught = await waitLedgerDrained(rig, before.processed);
     settling.abort();
     const cpuNote = cpu.stop();
+    const cassandraSeconds = cassandra.stop();
+    const processorSeconds = processors.reduce((sum, processor) => sum + processor.cpuSeconds(), 0) - processorCpuBefore;
     const settledMs = await settled;
     const texts = await Promise.all(processors.map(async (processor) => (await fetch(`${processor.url}/metrics`)).text()));
+    const ledgerMetric = (name: string): number => texts.reduce((sum, text) => sum + sumMetric(text, name, /processor="ledger"/), 0);
     const counter = (outcome: RegExp): number => texts.reduce((sum, text) => sum + (labelled(text, 'tally_ledger_commands_total', 'outcome', outcome) || 0), 0);
+    const batchCount = ledgerMetric('tally_processor_batch_records_count');
+    const batches = `${formatCount(batchCount)} batches of ${formatCount(ledgerMetric('tally_processor_batch_records_sum') / batchCount)} commands on average, ` +
+      `${(ledgerMetric('tally_processor_batch_duration_seconds_sum') / ledgerMetric('tally_processor_batch_duration_seconds_count')).toFixed(1)} s each`;
+    const counted = `succeeded ${formatCount(counter(/^succeeded$/))}, failed ${formatCount(counter(/^failed$/))}, replayed ${formatCount(counter(/^replayed$/))}; ` +
+      `${formatCount(ledgerMetric('tally_processor_retries_total'))} batch retries`;
+    const done = caught.processed - before.processed;
+    if (!caught.caughtUp) {
+      const why = rig.signal.aborted ? 'interrupted' : performance.now() - startedMs >= drainTimeoutMsMax
+        ? `not drained in ${drainTimeoutMsMax / 60_000} minutes` : `no command committed for ${stallTimeoutMs / 1000} s — stuck`;
+      throw new Error(`${label}: ${why}: ${formatCount(done)} of ${formatCount(caught.appended - before.processed)} commands drained; ${counted}; ${batches}`);
+    }
+    const seconds = (caught.atMs - startedMs) / 1000;
     return {
-      label: `${processes} tally processor${processes > 1 ? 's' : ''}`, appended, processedBefore: before.processed, caught,
-      steady: settledMs === null ? Number.NaN : steadyRate(caught, settledMs, steadyTo),
-      whole: (caught.processed - before.processed) / ((caught.atMs - startedMs) / 1000),
-      settledAfterMs: settledMs === null ? null : settledMs - startedMs,
-      spawnedMs: startedMs,
+      label, appended,
+      perSecond: mode === 'joined first' ? done / seconds : settledMs === null ? Number.NaN : steadyRate(caught, settledMs, 1),
+      fromSpawn: mode === 'catch-up' ? done / seconds : null,
+      seconds,
+      settledAfterMs: settledMs === null ? null : settledMs - spawnedMs,
+      cassandraMsPerTransfer: (1000 * cassandraSeconds) / done,
+      processorsMsPerTransfer: (1000 * processorSeconds) / done,
       cpu: cpuNote,
-      counted: `succeeded ${formatCount(counter(/^succeeded$/))}, failed ${formatCount(counter(/^failed$/))}, replayed ${formatCount(counter(/^replayed$/))}`,
+      batches,
+      counted,
     };
   } finally {
     await Promise.all(processors.map((processor) => processor.stop()));
   }
 }
 
-/**
- * The LedgerProcessor on a ProcessorRuntime in this process, polls of at most 2,000 commands and no
- * linger (as `tally processor` runs it, but for the poll size and without analytics beside it).
- */
-async function drainInProcess(rig: Rig, appended: Appended): Promise<DrainResult> {
-  const { context, ledger, log } = rig;
-  context.log(`distributed ledger: the ledger processor in the bench process draining ${formatCount(appended.commands)} commands`);
-  const counts = { succeeded: 0, failed: 0, replayed: 0, rejected: 0, malformed: 0 };
-  let retries = 0;
-  const processor = new LedgerProcessor({
-    ledger, log, observer: { transfersDecided: (batch) => { for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += batch[key]; } },
-  });
-  const runtime = new ProcessorRuntime({
-    log, processor, pollRecordsMax: inProcessPollRecordsMax, pollLingerMs: 0,
-    logger: { info() {}, warn: () => void retries++, error: (object, message) => context.log(`  ledger processor: ${message} ${JSON.stringify(object).slice(0, 300)}`) },
-  });
-  const before = await ledgerProgress(log);
-  const startedMs = performance.now();
-  const cpu = measureCpuShares(new Map());
-  runtime.start();
-  try {
-    const settling = new AbortController();
-    const settled = waitLedgerGroup(rig, 1, settling.signal);
-    const caught = await waitLedgerDrained(rig, before.processed);
-    settling.abort();
-    const settledMs = await settled;
-    return {
-      label: `in the bench process (polls ≤ ${formatCount(inProcessPollRecordsMax)})`, appended, processedBefore: before.processed, caught,
-      steady: settledMs === null ? Number.NaN : steadyRate(caught, settledMs, steadyTo),
-      whole: (caught.processed - before.processed) / ((caught.atMs - startedMs) / 1000),
-      settledAfterMs: settledMs === null ? null : settledMs - startedMs,
-      spawnedMs: startedMs,
-      cpu: cpu.stop().replace('load generator', 'bench process (the ledger processor)'),
-      counted: `succeeded ${formatCount(counts.succeeded)}, failed ${formatCount(counts.failed)}, replayed ${formatCount(counts.replayed)}; ${retries} batch retries`,
-    };
-  } finally {
-    await runtime.stop();
-  }
+function drainText(drained: DrainResult): string {
+  return `group settled ${drained.settledAfterMs === null ? 'NEVER' : `${(drained.settledAfterMs / 1000).toFixed(1)} s after spawning`}; drained in ${drained.seconds.toFixed(1)} s: ` +
+    `${formatCount(drained.perSecond)}/s${drained.fromSpawn === null ? ' from the first append' : ` from the group settling, ${formatCount(drained.fromSpawn)}/s from spawning`}; ` +
+    `CPU per transfer: Cassandra ${drained.cassandraMsPerTransfer.toFixed(2)} ms, tally processor(s) ${drained.processorsMsPerTransfer.toFixed(2)} ms; ` +
+    `${drained.batches}; ledger counters ${drained.counted}; ${drained.cpu}`;
 }
 
-function drainText(drained: DrainResult): string {
-  const done = drained.caught.caughtUp
-    ? `drained ${((drained.caught.atMs - drained.spawnedMs) / 1000).toFixed(1)} s after starting`
-    : `NOT DRAINED (${formatCount(drained.caught.processed)} of ${formatCount(drained.caught.appended)} commands committed)`;
-  return `group settled ${drained.settledAfterMs === null ? 'NEVER' : `${(drained.settledAfterMs / 1000).toFixed(1)} s`} and ${done}: ` +
-    `${formatCount(drained.steady)}/s steady, ${formatCount(drained.whole)}/s from start; ledger counters ${drained.counted}; ${drained.cpu}`;
+/**
+ * The sum of a metric's samples whose labels match every pattern (the bench's `labelled` reads one
+ * label only; the processor metrics have two).
+ */
+function sumMetric(text: string, name: string, ...labels: RegExp[]): number {
+  let sum = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} ([0-9.e+-]+)$`, 'gm'))) {
+    if (labels.every((label) => label.test(match[1]!))) sum += Number(match[2]);
+  }
+  return sum;
+}
+
+/** CPU seconds Cassandra (the JVM scripts/engines.sh started) uses from now until stop(); NaN when its pid is unknown. */
+function cassandraCpu(): { stop(): number } {
+  const home = process.env.TALLY_ENGINES_HOME ?? new URL('../../.tally-engines', import.meta.url).pathname;
+  let pid: number | null = null;
+  try {
+    pid = Number(readFileSync(`${home}/run/cassandra.pid`, 'utf8').trim());
+    readCpuSeconds(pid);
+  } catch {
+    // Not started by scripts/engines.sh here: the per-transfer figure is unknown, the rates stand.
+    pid = null;
+  }
+  const before = pid === null ? Number.NaN : readCpuSeconds(pid);
+  return { stop: () => (pid === null ? Number.NaN : readCpuSeconds(pid) - before) };
 }
 
 /** Commands in the command topic, and how many of them the ledger group has committed. */
@@ -367,7 +402,6 @@ async function waitLedgerDrained(rig: Rig, processedBefore: number): Promise<Cau
     if (processed > samples.at(-1)!.processed) movedMs = atMs;
     samples.push({ atMs, processed });
     const stalled = atMs - movedMs > stallTimeoutMs;
-    if (stalled) rig.context.log(`  STALLED: no command committed for ${stallTimeoutMs / 1000} s (${formatCount(processed)} of ${formatCount(appended)})`);
     if (processed >= appended || atMs > deadline || stalled || rig.signal.aborted) return { atMs, caughtUp: processed >= appended, samples, appended, processed };
     if (atMs - loggedMs >= progressLogMs) {
       loggedMs = atMs;
@@ -394,24 +428,31 @@ async function waitLedgerGroup(rig: Rig, members: number, signal: AbortSignal): 
 }
 
 /**
- * The invariants from the store and the log: every account's entries replayed (each balance after,
- * never below 0 without overdraft, the final balance), balances summing to 0, one debit and one
- * credit per transfer, and every command answered by one decision whose outcome matches the entries.
+ * The invariants from the store and the log, over every merchant so far: every account's entries
+ * replayed (each balance after, never below 0 without overdraft, the final balance), each merchant's
+ * balances summing to 0, one debit and one credit per transfer, and every command answered by one
+ * decision whose outcome matches the entries. Call it with no processor running (or a drained one).
  */
-async function auditBacklog(rig: Rig, book: BacklogBook): Promise<{ audit: Audit; summary: string; detail: string }> {
+async function auditLedger(rig: Rig): Promise<{ audit: Audit; detail: string }> {
   const { ledger } = rig;
   const audit = new Audit();
   const accounts: Account[] = [];
-  for (let after: string | null = null; ;) {
-    const page = await ledger.listAccounts({ merchantId: book.merchantId, limit: limits.pageItemsMax, startingAfter: after });
-    accounts.push(...page.items);
-    if (!page.hasMore) break;
-    after = page.items[page.items.length - 1]!.id;
+  for (const merchant of rig.merchants) {
+    const listed: Account[] = [];
+    for (let after: string | null = null; ;) {
+      const page = await ledger.listAccounts({ merchantId: merchant.merchantId, limit: limits.pageItemsMax, startingAfter: after });
+      listed.push(...page.items);
+      if (!page.hasMore) break;
+      after = page.items[page.items.length - 1]!.id;
+    }
+    if (merchant.accounts !== null && listed.length !== merchant.accounts) audit.violation(`${merchant.merchantId}: ${listed.length} accounts listed, ${merchant.accounts} created`);
+    const total = listed.reduce((sum, account) => sum + account.balance, 0n);
+    if (total !== 0n) audit.violation(`${merchant.merchantId}: balances sum to ${total}, not 0`);
+    accounts.push(...listed);
   }
   audit.checkBalances(accounts);
-  if (accounts.length !== book.customerIds.length + book.fundingIds.length) audit.violation(`${accounts.length} accounts listed, ${book.customerIds.length + book.fundingIds.length} created`);
-  const entriesOf = await inLanes(accounts.length, storeLanes, (index) => ledger.listEntries(book.merchantId, accounts[index]!.id));
-  /** Per transfer: how many entries it has and their sum (a debit and its credit: 2 and 0). */
+  const entriesOf = await inLanes(accounts.length, storeLanes, (index) => ledger.listEntries(accounts[index]!.merchantId, accounts[index]!.id));
+  /** Per merchant and transfer: how many entries it has and their sum (a debit and its credit: 2 and 0). */
   const sides = new Map<string, { count: number; sum: bigint }>();
   let entries = 0;
   for (const [index, account] of accounts.entries()) {
@@ -421,13 +462,14 @@ async function auditBacklog(rig: Rig, book: BacklogBook): Promise<{ audit: Audit
       entries++;
       if (entry.balanceAfter !== running) audit.violation(`${account.id}: entry of ${entry.transferId} says balance ${entry.balanceAfter}, the replay ${running}`);
       if (!account.allowOverdraft && running < 0n) audit.violation(`${account.id} went below zero (${running}) at ${entry.transferId}`);
-      const side = sides.get(entry.transferId) ?? { count: 0, sum: 0n };
-      sides.set(entry.transferId, { count: side.count + 1, sum: side.sum + entry.amount });
+      const key = `${account.merchantId} ${entry.transferId}`;
+      const side = sides.get(key) ?? { count: 0, sum: 0n };
+      sides.set(key, { count: side.count + 1, sum: side.sum + entry.amount });
     }
     if (running !== account.balance) audit.violation(`${account.id}: balance ${account.balance}, replay of its entries ${running}`);
   }
-  for (const [transferId, side] of sides) {
-    if (side.count !== 2 || side.sum !== 0n) audit.violation(`transfer ${transferId}: ${side.count} entries summing to ${side.sum} (one debit and one credit expected)`);
+  for (const [transfer, side] of sides) {
+    if (side.count !== 2 || side.sum !== 0n) audit.violation(`transfer ${transfer}: ${side.count} entries summing to ${side.sum} (one debit and one credit expected)`);
   }
   audit.transfers = sides.size;
 
@@ -443,21 +485,21 @@ async function auditBacklog(rig: Rig, book: BacklogBook): Promise<{ audit: Audit
       audit.violation(`a reply on ${record.topic} does not decode: ${reply}`);
       continue;
     }
-    const says = `${reply.transfer?.id ?? '?'} ${reply.error?.code ?? reply.transfer?.status ?? '?'}`;
+    const says = `${reply.transfer?.merchantId ?? '?'} ${reply.transfer?.id ?? '?'} ${reply.error?.code ?? reply.transfer?.status ?? '?'}`;
     const position = `${reply.request.partition}:${reply.request.offset}`;
     const earlier = decided.get(position);
     if (earlier !== undefined && earlier !== says) audit.violation(`command ${position} answered twice, differently: ${earlier} / ${says}`);
     decided.set(position, says);
   }
   if (decided.size !== commands) audit.violation(`${formatCount(commands)} commands appended, ${formatCount(decided.size)} answered`);
-  const succeeded = [...decided.values()].filter((says) => says.endsWith(' succeeded')).map((says) => says.split(' ')[0]!);
+  const succeeded = [...decided.values()].filter((says) => says.endsWith(' succeeded')).map((says) => says.split(' ').slice(0, 2).join(' '));
   const failed = decided.size - succeeded.length;
-  const withoutEntries = succeeded.filter((id) => !sides.has(id));
+  const withoutEntries = succeeded.filter((key) => !sides.has(key));
   if (withoutEntries.length > 0) audit.violation(`${formatCount(withoutEntries.length)} transfers answered succeeded have no entries (${withoutEntries[0]})`);
-  if (sides.size !== succeeded.length) audit.violation(`${formatCount(sides.size)} transfers have entries, ${formatCount(succeeded.length)} were answered succeeded`);
-  const detail = `${formatCount(entries)} entries replayed; ${formatCount(decided.size)} of ${formatCount(commands)} commands answered ` +
+  if (sides.size !== new Set(succeeded).size) audit.violation(`${formatCount(sides.size)} transfers have entries, ${formatCount(new Set(succeeded).size)} were answered succeeded`);
+  const detail = `${rig.merchants.length} merchant(s); ${formatCount(entries)} entries replayed; ${formatCount(decided.size)} of ${formatCount(commands)} commands answered ` +
     `(${formatCount(succeeded.length)} succeeded, ${formatCount(failed)} failed; ${formatCount(replies)} reply records)`;
-  return { audit, summary: audit.summary(detail), detail };
+  return { audit, detail };
 }
 
 let readers = 0;
@@ -486,10 +528,12 @@ async function readAll(log: EventLog, topics: readonly string[]): Promise<Consum
 
 async function overHttp(rig: Rig, query: BenchServer): Promise<ScenarioReport> {
   const keys = await createMerchant(query.url, 'Bench Ledger HTTP');
+  rig.merchants.push({ merchantId: keys.merchantId, accounts: null });
   // A fresh processor: its counters count this phase's decisions only (the audit compares them).
   const processor = await rig.start({ command: 'processor', keys: rig.processorKeys });
+  let report: ScenarioReport;
   try {
-    return await measureTransfersOverHttp(rig.context, {
+    report = await measureTransfersOverHttp(rig.context, {
       api: asMerchant(query, keys),
       rowPrefix: 'distributed: ',
       notePrefix: 'distributed ledger http',
@@ -499,12 +543,34 @@ async function overHttp(rig: Rig, query: BenchServer): Promise<ScenarioReport> {
       waitDrained: () => waitHttpDrained(rig, query, processor),
       measure() {
         const cpu = measureCpuShares(new Map([['tally query', query], ['tally processor', processor]]));
-        return { stop: async () => [cpu.stop()] };
+        const cassandra = cassandraCpu();
+        const decidedBefore = fetchDecided(processor);
+        return {
+          async stop() {
+            const cpuNote = cpu.stop();
+            const cassandraSeconds = cassandra.stop();
+            const decided = (await fetchDecided(processor)) - (await decidedBefore);
+            return [cpuNote, `Cassandra ${((1000 * cassandraSeconds) / decided).toFixed(2)} ms CPU per transfer the ledger decided during the load ` +
+              `(${formatCount(decided)}; the API's work for refused requests counted in)`];
+          },
+        };
       },
     });
   } finally {
     await processor.stop();
   }
+  rig.context.log('distributed ledger http: auditing the store (every account\'s entries) and the replies');
+  const { audit, detail } = await auditLedger(rig);
+  return {
+    rows: [...report.rows, row('distributed ledger: after the HTTP phase', 'invariants (store + replies)', audit.summary(detail), audit.holds() ? 'pass' : 'error')],
+    notes: report.notes,
+  };
+}
+
+/** The processor's ledger decisions so far (succeeded + failed). */
+async function fetchDecided(processor: BenchServer): Promise<number> {
+  const text = await (await fetch(`${processor.url}/metrics`)).text();
+  return labelled(text, 'tally_ledger_commands_total', 'outcome', /succeeded|failed/) || 0;
 }
 
 /**
@@ -516,13 +582,12 @@ async function waitHttpDrained(rig: Rig, query: BenchServer, processor: BenchSer
   const deadline = performance.now() + drainTimeoutMs;
   let idleSinceMs: number | null = null;
   for (;;) {
-    const [queryMetrics, processorMetrics, progress] = await Promise.all([
+    const [queryMetrics, decided, progress] = await Promise.all([
       fetch(`${query.url}/metrics`).then((response) => response.text()),
-      fetch(`${processor.url}/metrics`).then((response) => response.text()),
+      fetchDecided(processor),
       ledgerProgress(rig.log),
     ]);
     const atMs = performance.now();
-    const decided = labelled(processorMetrics, 'tally_ledger_commands_total', 'outcome', /succeeded|failed/) || 0;
     const idle = metricValue(queryMetrics, 'tally_http_in_flight_requests') <= 1 && progress.processed >= progress.appended;
     if (idle && idleSinceMs !== null) return { drained: true, atMs: idleSinceMs, decided };
     idleSinceMs = idle ? atMs : null;
