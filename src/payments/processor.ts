@@ -103,12 +103,10 @@ export class LedgerProcessor implements Processor {
 
   async #handleBatch(batch: readonly ConsumedRecord[]): Promise<HandleResult> {
     const counts: Counter = { succeeded: 0, failed: 0, replayed: 0, rejected: 0, malformed: 0 };
-    const replies: Reply[] = [];
-    for (const [partition, records] of Map.groupBy(batch, (record) => record.partition)) {
-      records.sort((a, b) => a.offset - b.offset);
-      replies.push(...(await this.#answerPartition(partition, records, counts)));
-    }
-    await this.#append(replies);
+    // Log partitions are independent lineages (each its own settled offset): settled concurrently.
+    const answered = await Promise.all([...Map.groupBy(batch, (record) => record.partition)]
+      .map(([partition, records]) => this.#answerPartition(partition, records.toSorted((a, b) => a.offset - b.offset), counts)));
+    await this.#append(answered.flat());
     this.#options.observer?.transfersDecided(counts);
     // Nothing is dead-lettered: a malformed command is answered on `.failed` instead.
     return { deadLetters: [] };
