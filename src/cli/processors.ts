@@ -23,13 +23,13 @@ export async function startProcessors(services: Services): Promise<RunningProces
   await ensureRequestReplyTopics(log, pingResponder.topics, pingPartitions);
   // Responders answer a caller who is waiting (wait_ms, ping): they take what a poll brings at once.
   // Analytics lingers for fuller batches (limits.pollLingerMs): nobody waits on one event.
-  const processors: { processor: Processor; pollLingerMs?: number; pollRecordsMax?: number }[] = [
+  const processors: { processor: Processor; pollLingerMs?: number }[] = [
     { processor: new AnalyticsProcessor({ events: services.events, rollups: services.rollups, merchants: services.merchants, rules: services.rules, observer: metrics }) },
     { processor: pingResponder.processor({ log }), pollLingerMs: 0 },
-    { processor: new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }), pollLingerMs: 0, pollRecordsMax: limits.ledgerPollRecordsMax },
+    { processor: new LedgerProcessor({ ledger: services.ledger, log, observer: metrics, now: services.now }), pollLingerMs: 0 },
   ];
-  const runtimes = processors.map(({ processor, pollLingerMs, pollRecordsMax }) => new ProcessorRuntime({
-    log, processor, logger, observer: metrics, ...(pollLingerMs === undefined ? {} : { pollLingerMs }), ...(pollRecordsMax === undefined ? {} : { pollRecordsMax }),
+  const runtimes = processors.map(({ processor, pollLingerMs }) => new ProcessorRuntime({
+    log, processor, logger, observer: metrics, ...(pollLingerMs === undefined ? {} : { pollLingerMs }),
   }));
   for (const runtime of runtimes) runtime.start();
   const pruning = startIdempotencyPruning(services.ledger, services);

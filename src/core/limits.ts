@@ -142,11 +142,6 @@ export const limits = {
   idempotencyClaimStaleMs: 10_000,
   /** Embedded ledger: idempotency claims and pending transfers waiting for one group commit (memory, latency of the last one in). */
   ledgerWriteQueueMax: 10_000,
-  /**
-   * Transfer commands per ledger poll: clients wait on each one (wait_ms), so a backlog is worked
-   * off in batches of seconds, not of a whole 20,000-record poll (11–21 s on Cassandra here).
-   */
-  ledgerPollRecordsMax: 2_000,
 
   // Request/reply over the log
   /** The message of a `.failed` reply: a signal for the requester, not a log. */
@@ -164,7 +159,6 @@ function assertRelations(l: Limits): void {
   check(l.retryBaseDelayMs < l.retryDelayMsMax, 'retry base delay below its cap');
   check(l.pollRecordsMax <= l.appendQueueRecordsMax, 'a poll fits in the append queue');
   check(l.pollLingerRecordsMin < l.pollRecordsMax, 'lingering only for batches below the maximum');
-  check(l.ledgerPollRecordsMax <= l.pollRecordsMax, 'a ledger poll is no larger than any poll');
   check(l.minuteRangeMsMax / minuteMs <= l.queryBucketsMax, 'a full minute series fits the bucket limit');
   check(l.lateWindowMs < l.reprocessRangeMsMax, 'the late window can be reprocessed');
   check(l.pageItemsDefault <= l.pageItemsMax, 'default page within the maximum');
