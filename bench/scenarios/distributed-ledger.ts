@@ -38,7 +38,7 @@ import { Audit, twoDistinct } from '../ledger-settle.ts';
 import { createMerchant, readCpuSeconds, startServer, adminToken, metricValue, type BenchServer, type MerchantKeys, type ServerOptions } from '../server.ts';
 import { asMerchant, createInstallation, measureCpuShares, steadyRate, type CaughtUp, type Installation } from '../distributed.ts';
 import { formatCount, row, type BenchContext, type Row, type ScaleName, type ScenarioReport } from '../report.ts';
-import { labelled, measureTransfersOverHttp, type Drain } from './ledger.ts';
+import { inLanes, labelled, measureTransfersOverHttp, type Drain } from './ledger.ts';
 import { drainTimeoutMs } from './measure.ts';
 
 /** Partitions of the events topic (the payment events the ledger emits go there). */
@@ -174,7 +174,7 @@ async function backlogDrains(rig: Rig, query: BenchServer, size: { customers: nu
     ({ id, merchantId: book.merchantId, currency: 'USD', name: null, allowOverdraft, metadata: {}, balance: 0n, createdMs });
   const accountsStartedMs = performance.now();
   const all = [...book.fundingIds.map((id) => newAccount(id, true)), ...book.customerIds.map((id) => newAccount(id, false))];
-  await inLanes(all.length, storeLanes, (index) => ledger.createAccount(all[index]!));
+  await inLanes(all.length, (index) => ledger.createAccount(all[index]!), storeLanes);
   const accountsSeconds = (performance.now() - accountsStartedMs) / 1000;
 
   const rows: Row[] = [];
@@ -451,7 +451,7 @@ async function auditLedger(rig: Rig): Promise<{ audit: Audit; detail: string }> 
     accounts.push(...listed);
   }
   audit.checkBalances(accounts);
-  const entriesOf = await inLanes(accounts.length, storeLanes, (index) => ledger.listEntries(accounts[index]!.merchantId, accounts[index]!.id));
+  const entriesOf = await inLanes(accounts.length, (index) => ledger.listEntries(accounts[index]!.merchantId, accounts[index]!.id), storeLanes);
   /** Per merchant and transfer: how many entries it has and their sum (a debit and its credit: 2 and 0). */
   const sides = new Map<string, { count: number; sum: bigint }>();
   let entries = 0;
@@ -594,18 +594,4 @@ async function waitHttpDrained(rig: Rig, query: BenchServer, processor: BenchSer
     if (atMs > deadline) return { drained: false, atMs, decided };
     await new Promise((resolve) => setTimeout(resolve, progressPollMs));
   }
-}
-
-/** fn(0 … count − 1) with at most `lanes` running at once; the results in index order. */
-async function inLanes<T>(count: number, lanes: number, fn: (index: number) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array<T>(count);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      const index = next++;
-      results[index] = await fn(index);
-    }
-  };
-  await Promise.all(Array.from({ length: lanes }, lane));
-  return results;
 }

@@ -463,8 +463,8 @@ class PaymentsClient {
     return { status: response.status, body: await response.json() };
   }
 }
-/** fn(0 … count − 1) with at most setupLanes running at once; the results in index order. */
-async function inLanes<T>(count: number, fn: (index: number) => Promise<T>): Promise<T[]> {
+/** fn(0 … count − 1) with at most `lanes` running at once; the results in index order. */
+export async function inLanes<T>(count: number, fn: (index: number) => Promise<T>, lanes = setupLanes): Promise<T[]> {
   const results: T[] = new Array<T>(count);
   let next = 0;
   const lane = async (): Promise<void> => {
@@ -473,6 +473,6 @@ async function inLanes<T>(count: number, fn: (index: number) => Promise<T>): Pro
       results[index] = await fn(index);
     }
   };
-  await Promise.all(Array.from({ length: setupLanes }, lane));
+  await Promise.all(Array.from({ length: lanes }, lane));
   return results;
 }

@@ -41,21 +41,25 @@
 import { TallyError } from '../../core/errors.ts';
 import type { Account, Entry, Transfer, TransferCommand } from '../../core/payments/ledger.ts';
 import { assertCommand, assertNewAccount, assertPageRequest, assertSettleBatch, unknownCursor } from '../../core/ports/ledger-store-rules.ts';
-import type { IdempotencyRecord, LedgerSource, LedgerStore, Page, PageRequest, SettleBatch } from '../../core/ports/ledger-store.ts';
 import type { Decision } from '../../core/payments/ledger.ts';
-import { conditionalWrite, longOf, readAll, readSerial, requestsInFlightMax } from './cql.ts';
+import type { IdempotencyRecord, LedgerSource, LedgerStore, Page, PageRequest, SettleBatch } from '../../core/ports/ledger-store.ts';
+import { bigintOf, conditionalWrite, longOf, readAll, readSerial, requestsInFlightMax } from './cql.ts';
 import type { CassandraSession } from './session.ts';
 import { LedgerBatches, sourceName, type LedgerFaults } from './ledger/batches.ts';
 
 export type { LedgerFaults, LedgerStep } from './ledger/batches.ts';
 import { orderEntries, type StoredEntry } from './ledger/entry-order.ts';
-import { accountFromRows, commandValues, exactLongOf, idempotencyFromRow, long, payloadColumns, transferFromRow } from './ledger/rows.ts';
+import {
+  accountColumns, accountFromRows, commandValues, exactLongOf, idempotencyFromRow, long, payloadColumns, transferColumns, transferFromRow,
+} from './ledger/rows.ts';
 import { idempotencyTtlSeconds, ledgerStoreSchema } from './ledger/schema.ts';
-import { bigintOf } from './cql.ts';
 
 export { ledgerStoreSchema } from './ledger/schema.ts';
 
 const hourMs = 3_600_000;
+
+/** Where a page of an index partition starts: the (time, id) of the last row of the previous one. */
+type IndexCursor = readonly [number, string];
 /** ledger_idempotency_hours keeps every hour in one small partition. */
 const hoursShard = 0;
 
@@ -115,31 +119,20 @@ export class CassandraLedgerStore implements LedgerStore {
     this.#assertOpen();
     assertPageRequest(request);
     const table = this.#table('ledger_accounts_by_merchant');
-    let after: { createdMs: number; id: string } | null = null;
+    let cursor: IndexCursor | null = null;
     if (request.startingAfter) {
-      const cursor = await this.getAccount(request.merchantId, request.startingAfter);
-      if (!cursor) throw unknownCursor(request.startingAfter);
-      after = { createdMs: cursor.createdMs, id: cursor.id };
+      const after = await this.getAccount(request.merchantId, request.startingAfter);
+      if (!after) throw unknownCursor(request.startingAfter);
+      cursor = [after.createdMs, after.id];
     }
-    const items: Account[] = [];
-    // Listing rows whose account does not agree (an interrupted create) are skipped: read on.
-    for (;;) {
-      const wanted = request.limit + 1 - items.length;
-      const rows = after
-        ? (await this.#session.execute(`SELECT created_ms, id FROM ${table} WHERE merchant_id = ? AND (created_ms, id) > (?, ?) LIMIT ?`,
-          [request.merchantId, long(after.createdMs), after.id, wanted], { idempotent: true })).rows
-        : (await this.#session.execute(`SELECT created_ms, id FROM ${table} WHERE merchant_id = ? LIMIT ?`,
-          [request.merchantId, wanted], { idempotent: true })).rows;
-      const accounts = await Promise.all(rows.map((row) => this.#readAccount(row.id as string)));
-      rows.forEach((row, index) => {
-        const account = accounts[index];
-        if (account && account.merchantId === request.merchantId && account.createdMs === longOf(row.created_ms)) items.push(account);
-      });
-      const last = rows.at(-1);
-      if (items.length > request.limit || rows.length < wanted || !last) break;
-      after = { createdMs: longOf(last.created_ms), id: last.id as string };
-    }
-    return { items: items.slice(0, request.limit), hasMore: items.length > request.limit };
+    return this.#pageIndex(request.limit, request.merchantId, cursor, {
+      first: `SELECT created_ms AS ms, id FROM ${table} WHERE merchant_id = ? LIMIT ?`,
+      after: `SELECT created_ms AS ms, id FROM ${table} WHERE merchant_id = ? AND (created_ms, id) > (?, ?) LIMIT ?`,
+    }, async (createdMs, id) => {
+      // A listing row whose account does not agree is an interrupted create's: skipped.
+      const account = await this.#readAccount(id);
+      return account && account.merchantId === request.merchantId && account.createdMs === createdMs ? account : null;
+    });
   }
 
   async recordPending(command: TransferCommand, appendedTo?: LedgerSource): Promise<void> {
@@ -160,7 +153,7 @@ export class CassandraLedgerStore implements LedgerStore {
   async getTransfer(merchantId: string, transferId: string): Promise<Transfer | null> {
     this.#assertOpen();
     const row = (await this.#session.execute(
-      `SELECT id, ${payloadColumns}, claim_source, status, failure_code, settled_ms FROM ${this.#table('ledger_transfers')} WHERE id = ?`,
+      `SELECT ${transferColumns} FROM ${this.#table('ledger_transfers')} WHERE id = ?`,
       [transferId], { idempotent: true })).first();
     if (!row) return null;
     const { transfer } = transferFromRow(row);
@@ -172,31 +165,20 @@ export class CassandraLedgerStore implements LedgerStore {
     assertPageRequest(request);
     const table = this.#table('ledger_account_transfers');
     const names = (transfer: Transfer): boolean => transfer.fromAccountId === request.accountId || transfer.toAccountId === request.accountId;
-    let before: { requestedMs: number; id: string } | null = null;
+    let cursor: IndexCursor | null = null;
     if (request.startingAfter) {
-      const cursor = await this.getTransfer(request.merchantId, request.startingAfter);
-      if (!cursor || !names(cursor)) throw unknownCursor(request.startingAfter);
-      before = { requestedMs: cursor.requestedMs, id: cursor.id };
+      const after = await this.getTransfer(request.merchantId, request.startingAfter);
+      if (!after || !names(after)) throw unknownCursor(request.startingAfter);
+      cursor = [after.requestedMs, after.id];
     }
-    const items: Transfer[] = [];
-    for (;;) {
-      const wanted = request.limit + 1 - items.length;
-      const rows = before
-        ? (await this.#session.execute(`SELECT requested_ms, transfer_id FROM ${table} WHERE account_id = ? AND (requested_ms, transfer_id) < (?, ?) LIMIT ?`,
-          [request.accountId, long(before.requestedMs), before.id, wanted], { idempotent: true })).rows
-        : (await this.#session.execute(`SELECT requested_ms, transfer_id FROM ${table} WHERE account_id = ? LIMIT ?`,
-          [request.accountId, wanted], { idempotent: true })).rows;
-      const transfers = await Promise.all(rows.map((row) => this.getTransfer(request.merchantId, row.transfer_id as string)));
-      rows.forEach((row, index) => {
-        const transfer = transfers[index];
-        // The id's holder must be the transfer the row was written for (not a refused reuse of its id).
-        if (transfer && names(transfer) && transfer.requestedMs === longOf(row.requested_ms)) items.push(transfer);
-      });
-      const last = rows.at(-1);
-      if (items.length > request.limit || rows.length < wanted || !last) break;
-      before = { requestedMs: longOf(last.requested_ms), id: last.transfer_id as string };
-    }
-    return { items: items.slice(0, request.limit), hasMore: items.length > request.limit };
+    return this.#pageIndex(request.limit, request.accountId, cursor, {
+      first: `SELECT requested_ms AS ms, transfer_id AS id FROM ${table} WHERE account_id = ? LIMIT ?`,
+      after: `SELECT requested_ms AS ms, transfer_id AS id FROM ${table} WHERE account_id = ? AND (requested_ms, transfer_id) < (?, ?) LIMIT ?`,
+    }, async (requestedMs, id) => {
+      // The id's holder must be the transfer the row was written for (not a refused reuse of its id).
+      const transfer = await this.getTransfer(request.merchantId, id);
+      return transfer && names(transfer) && transfer.requestedMs === requestedMs ? transfer : null;
+    });
   }
 
   async listEntries(merchantId: string, accountId: string): Promise<Entry[]> {
@@ -242,7 +224,7 @@ export class CassandraLedgerStore implements LedgerStore {
   async getIdempotency(merchantId: string, key: string): Promise<IdempotencyRecord | null> {
     this.#assertOpen();
     const row = (await this.#session.execute(
-      `SELECT merchant_id, key, request_hash, status, body, created_ms FROM ${this.#table('ledger_idempotency')} WHERE merchant_id = ? AND key = ?`,
+      this.#idempotencyQuery,
       [merchantId, key], { idempotent: true })).first();
     return row ? idempotencyFromRow(row) : null;
   }
@@ -264,7 +246,7 @@ export class CassandraLedgerStore implements LedgerStore {
     if (applied === true) return wanted;
     // Refused (another request holds the key) or timed out: the SERIAL read says who holds it.
     const row = await readSerial(this.#session,
-      `SELECT merchant_id, key, request_hash, status, body, created_ms FROM ${this.#table('ledger_idempotency')} WHERE merchant_id = ? AND key = ?`,
+      this.#idempotencyQuery,
       [wanted.merchantId, wanted.key]);
     if (!row) throw new TallyError('store_unavailable', `ledger store: idempotency key ${wanted.key} is unsettled; retry`);
     return idempotencyFromRow(row);
@@ -311,9 +293,33 @@ export class CassandraLedgerStore implements LedgerStore {
     this.#closed = true;
   }
 
+  /**
+   * A page of an index partition clustered by (time, id): rows are read from the cursor on and
+   * resolved to items; rows that resolve to nothing (left by an interrupted write) are skipped and
+   * more are read, until limit + 1 items say whether another page follows.
+   */
+  async #pageIndex<T>(
+    limit: number, key: string, cursor: IndexCursor | null, queries: { readonly first: string; readonly after: string },
+    resolve: (ms: number, id: string) => Promise<T | null>,
+  ): Promise<Page<T>> {
+    const items: T[] = [];
+    for (;;) {
+      const wanted = limit + 1 - items.length;
+      const rows = cursor
+        ? (await this.#session.execute(queries.after, [key, long(cursor[0]), cursor[1], wanted], { idempotent: true })).rows
+        : (await this.#session.execute(queries.first, [key, wanted], { idempotent: true })).rows;
+      const resolved = await Promise.all(rows.map((row) => resolve(longOf(row.ms), row.id as string)));
+      for (const item of resolved) if (item !== null) items.push(item);
+      const last = rows.at(-1);
+      if (items.length > limit || rows.length < wanted || !last) break;
+      cursor = [longOf(last.ms), last.id as string];
+    }
+    return { items: items.slice(0, limit), hasMore: items.length > limit };
+  }
+
   async #readAccount(accountId: string): Promise<Account | null> {
     const rows = await readAll(this.#session,
-      `SELECT id, source, merchant_id, currency, name, allow_overdraft, metadata, created_ms, net, last_position FROM ${this.#table('ledger_accounts')} WHERE id = ?`,
+      `SELECT ${accountColumns} FROM ${this.#table('ledger_accounts')} WHERE id = ?`,
       [accountId]);
     return accountFromRows(rows)?.account ?? null;
   }
@@ -322,6 +328,10 @@ export class CassandraLedgerStore implements LedgerStore {
     const query = `INSERT INTO ${this.#table('ledger_account_transfers')} (account_id, requested_ms, transfer_id, merchant_id) VALUES (?, ?, ?, ?)`;
     await Promise.all([...new Set([command.fromAccountId, command.toAccountId])].map((accountId) =>
       this.#session.execute(query, [accountId, long(command.requestedMs), command.id, command.merchantId], { idempotent: true })));
+  }
+
+  get #idempotencyQuery(): string {
+    return `SELECT merchant_id, key, request_hash, status, body, created_ms FROM ${this.#table('ledger_idempotency')} WHERE merchant_id = ? AND key = ?`;
   }
 
   #table(name: string): string {

@@ -7,7 +7,9 @@ import { decideTransfers, samePayload, type Account, type Decision, type Transfe
 import { LedgerConflictError, type LedgerSource, type SettleBatch } from '../../../core/ports/ledger-store.ts';
 import { conditionalWrite, longOf, readAll, readSerial, requestsInFlightMax } from '../cql.ts';
 import type { CassandraSession, Row } from '../session.ts';
-import { accountFromRows, commandValues, long, payloadColumns, transferFromRow, varint, type AccountState, type TransferRow } from './rows.ts';
+import {
+  accountColumns, accountFromRows, commandValues, long, payloadColumns, transferColumns, transferFromRow, varint, type AccountState, type TransferRow,
+} from './rows.ts';
 
 /** Writes per intent row: a few hundred kilobytes of JSON, far below Cassandra's mutation limit. */
 const writesPerIntentPart = 1000;
@@ -272,8 +274,7 @@ export class LedgerBatches {
   async #loadAccounts(commands: readonly TransferCommand[]): Promise<Map<string, AccountState>> {
     const ids = [...new Set(commands.flatMap((command) => [command.fromAccountId, command.toAccountId]))];
     const accounts = new Map<string, AccountState>();
-    const query = `SELECT id, source, merchant_id, currency, name, allow_overdraft, metadata, created_ms, net, last_position
-                   FROM ${this.#table('ledger_accounts')} WHERE id = ?`;
+    const query = `SELECT ${accountColumns} FROM ${this.#table('ledger_accounts')} WHERE id = ?`;
     await this.#session.forEachConcurrently(ids, requestsInFlightMax, async (id) => {
       const state = accountFromRows(await readAll(this.#session, query, [id]));
       if (state) accounts.set(id, state);
@@ -291,7 +292,7 @@ export class LedgerBatches {
     for (const command of commands) if (!firstOfId.has(command.id)) firstOfId.set(command.id, command);
     const claims = new Map<string, IdClaim>();
     const table = this.#table('ledger_transfers');
-    const select = `SELECT id, ${payloadColumns}, claim_source, status, failure_code, settled_ms FROM ${table} WHERE id = ?`;
+    const select = `SELECT ${transferColumns} FROM ${table} WHERE id = ?`;
     await this.#session.forEachConcurrently([...firstOfId.values()], requestsInFlightMax, async (command) => {
       let row: Row | null = (await this.#session.execute(select, [command.id], { idempotent: true })).first() ?? null;
       if (row === null) {

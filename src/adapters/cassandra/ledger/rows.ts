@@ -32,6 +32,9 @@ export interface AccountState {
   readonly nets: ReadonlyMap<string, SourceNet>;
 }
 
+/** What accountFromRows reads of an account partition. */
+export const accountColumns = 'id, source, merchant_id, currency, name, allow_overdraft, metadata, created_ms, net, last_position';
+
 /** The rows of one account partition (static attributes repeated on each source row), or null. */
 export function accountFromRows(rows: readonly Row[]): AccountState | null {
   const first = rows[0];
@@ -66,6 +69,9 @@ export function commandValues(command: TransferCommand): unknown[] {
     command.description, JSON.stringify(command.metadata), long(command.requestedMs),
   ];
 }
+
+/** What transferFromRow reads of a ledger_transfers row. */
+export const transferColumns = `id, ${payloadColumns}, claim_source, status, failure_code, settled_ms`;
 
 export interface TransferRow {
   readonly transfer: Transfer;
